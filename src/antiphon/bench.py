@@ -1,0 +1,174 @@
+"""`antiphon bench`: the numbers behind antiphon's performance budgets.
+
+Measures what a musician feels: how long a prediction takes for every model size, how
+fast the command starts, how long a model takes to load and how much memory playing
+needs. Timings are reported as medians over several rounds, because a shared machine
+has slow phases that one round can land in.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from antiphon.model import files, loader
+from antiphon.model.mdrnn import MDRNN, Weights
+from antiphon.model.presets import SIZES, Architecture
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    value: str
+    budget: str = ""
+
+
+def prediction_latency(quick: bool) -> list[Row]:
+    """Per-prediction time of ``generate`` (LSTM step + sampling) for every preset."""
+    rows = []
+    rounds, steps = (2, 1000) if quick else (5, 5000)
+    for dimension in (4, 9):
+        for size in SIZES:
+            model = MDRNN(Weights.random(Architecture.from_size(dimension, size), 0), seed=0)
+            p50s, p99s = [], []
+            event = [0.1] + [0.5] * (dimension - 1)
+            for _ in range(200 if quick else 2000):  # warm caches and clocks
+                event = model.generate(event)
+            gc.collect()
+            gc.freeze()  # as the engine does once it has started
+            for _ in range(rounds):
+                times = np.empty(steps)
+                for i in range(steps):
+                    t0 = time.perf_counter_ns()
+                    event = model.generate(event)
+                    times[i] = time.perf_counter_ns() - t0
+                p50s.append(np.percentile(times, 50) / 1e3)
+                p99s.append(np.percentile(times, 99) / 1e3)
+            gc.unfreeze()
+            budget = "p50 ≤ 25, p99 ≤ 60" if (size, dimension) == ("s", 9) else ""
+            rows.append(
+                Row(
+                    "prediction (µs)",
+                    f"{size:>3} D={dimension}",
+                    f"p50 {statistics.median(p50s):7.1f}  p99 {statistics.median(p99s):7.1f}",
+                    budget,
+                )
+            )
+    return rows
+
+
+def _python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def startup(quick: bool) -> list[Row]:
+    """Import times measured inside fresh interpreters, and `antiphon --help` wall time."""
+    repeats = 3 if quick else 7
+    rows = []
+    for module in ("antiphon", "antiphon.cli"):
+        code = (
+            "import time; t = time.perf_counter(); import "
+            + module
+            + "; print(time.perf_counter() - t)"
+        )
+        ms = statistics.median(float(_python(code)) * 1e3 for _ in range(repeats))
+        rows.append(Row("start-up (ms)", f"import {module}", f"{ms:.1f}"))
+    walls = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "antiphon", "--help"], capture_output=True, check=True
+        )
+        walls.append((time.perf_counter() - t0) * 1e3)
+    rows.append(
+        Row(
+            "start-up (ms)",
+            "antiphon --help (whole process)",
+            f"{statistics.median(walls):.0f}",
+            "≤ 300",
+        )
+    )
+    heavy = _python(
+        "import sys, antiphon.cli; print(' '.join(m for m in "
+        "('torch', 'h5py', 'matplotlib', 'tensorflow') if m in sys.modules))"
+    )
+    rows.append(
+        Row("start-up (ms)", "heavy modules imported by antiphon.cli", heavy or "none", "none")
+    )
+    return rows
+
+
+def model_loading(quick: bool) -> list[Row]:
+    """Time to open a size-s model file and have it ready to predict; and memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.safetensors"
+        files.save(path, files.ModelFile(Weights.random(Architecture.from_size(9, "s"), 0)))
+        times = []
+        for _ in range(5 if quick else 20):
+            t0 = time.perf_counter()
+            loader.open_model(path)
+            times.append((time.perf_counter() - t0) * 1e3)
+        code = (
+            "import psutil; from antiphon.model import loader\n"
+            f"m = loader.open_model({str(path)!r}); e = [0.1] + [0.5] * 8\n"
+            "for _ in range(1000): e = m.generate(e)\n"
+            "print(psutil.Process().memory_info().rss / 2**20)"
+        )
+        rss = float(_python(code))
+    return [
+        Row("model", "load size s D=9 .safetensors (ms)", f"{statistics.median(times):.2f}"),
+        Row("model", "resident memory after load + 1000 predictions (MB)", f"{rss:.1f}"),
+    ]
+
+
+SECTIONS: list[Callable[[bool], list[Row]]] = [prediction_latency, startup, model_loading]
+
+
+def run(
+    *, markdown: Path | None = None, quick: bool = False, echo: Callable[[str], None] = print
+) -> list[Row]:
+    rows: list[Row] = []
+    for section in SECTIONS:
+        new = section(quick)
+        for row in new:
+            budget = f"   (budget {row.budget})" if row.budget else ""
+            echo(f"{row.section:<16} {row.name:<44} {row.value}{budget}")
+        rows += new
+    if markdown:
+        markdown.write_text(to_markdown(rows), encoding="utf-8")
+        echo(f"wrote {markdown}")
+    return rows
+
+
+def to_markdown(rows: list[Row]) -> str:
+    lines = [
+        f"antiphon bench on {_machine()}",
+        "",
+        "| what | measured | budget |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {r.section}: {r.name.strip()} | {r.value} | {r.budget} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, NumPy {np.__version__}"
+    )

@@ -1,0 +1,93 @@
+"""The ``antiphon`` command. Each command is thin and calls into a module.
+
+Command modules import only click at the top; everything heavy is imported inside
+the command that needs it, so ``antiphon --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from antiphon import __version__
+from antiphon.errors import AntiphonError
+
+
+class _Group(click.Group):
+    """Shows an AntiphonError as a one-line message, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AntiphonError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="antiphon")
+def cli() -> None:
+    """antiphon: an instrument that listens, learns your playing and answers.
+
+    \b
+    Start here:
+      antiphon init my-instrument     make a workspace with a commented config.toml
+      antiphon run                    play (in a workspace folder)
+      antiphon test-model             check the install: 1000 predictions, timed
+    """
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing config.toml (kept as .bak).")
+def init(directory: Path, force: bool) -> None:
+    """Create a workspace: config.toml, logs/, datasets/ and models/."""
+    from antiphon import workspace
+
+    for path in workspace.init(directory, force=force):
+        click.echo(f"created {path}{'/' if path.is_dir() else ''}")
+    click.echo(f"Edit {directory / workspace.CONFIG_NAME}, then run `antiphon run` in {directory}.")
+
+
+@cli.group()
+def config() -> None:
+    """Check configuration files."""
+
+
+@config.command("check")
+@click.argument("file", default="config.toml", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(file: Path) -> None:
+    """Validate a config.toml and summarise what it switches on."""
+    from antiphon import config as config_module
+
+    loaded = config_module.load(file)
+    for warning in loaded.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    channels = [
+        name
+        for name in ("osc", "midi", "websocket", "serial", "serialmidi")
+        if getattr(loaded, name) is not None
+    ]
+    click.echo(
+        f"{file}: OK. mode {loaded.interaction.mode}, dimension {loaded.model.dimension}, "
+        f"model {loaded.model.file or '(bundled default)'}, channels: "
+        f"{', '.join(channels) or 'none'}"
+    )
+
+
+def main() -> None:
+    cli(prog_name="antiphon")
+
+
+def _register() -> None:
+    from antiphon.cli import model
+
+    for command in model.COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    sys.exit(main())

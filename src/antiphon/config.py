@@ -1,0 +1,331 @@
+"""The schema of ``config.toml``: every IMPSY key, a default for each, clear errors.
+
+IMPSY configs load as they are. A section's presence switches its channel on
+(``[osc]``, ``[midi]``, ``[websocket]``, ``[serial]``, ``[serialmidi]``). Unknown keys
+and values IMPSY tolerated but cannot work are reported as warnings; a value that
+cannot be used stops loading with one message naming the file, the key, the value
+and what is allowed.
+
+The schema is plain dataclasses checked by a small loader below rather than a
+validation framework: it must load in milliseconds on a Raspberry Pi Zero, where
+``antiphon run`` has to be playing within a second of boot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from antiphon.errors import AntiphonError
+
+Mode = Literal["callresponse", "polyphony", "battle", "useronly"]
+MODES: tuple[str, ...] = get_args(Mode)
+SIZES = ("xxs", "xs", "s", "m", "l", "xl")
+
+
+class ConfigError(AntiphonError):
+    """A config that cannot be used; the message says where and what is allowed."""
+
+
+@dataclass(frozen=True)
+class MidiMapping:
+    """Where one control lives on a MIDI-like channel (MIDI, WebSocket, serial MIDI).
+
+    Written in TOML as ``["note_on", channel]``, ``["control_change", channel, cc]`` or
+    ``["control_change", channel, cc, min, max]``; channels are 1-based.
+    """
+
+    kind: Literal["note_on", "control_change"]
+    channel: int
+    control: int | None = None
+    low: int = 0
+    high: int = 127
+
+    @classmethod
+    def parse(cls, value: Any) -> MidiMapping:
+        """From the TOML list form; raises ValueError with what is wrong."""
+        if (
+            not isinstance(value, list)
+            or not value
+            or value[0] not in ("note_on", "control_change")
+        ):
+            raise ValueError(
+                'expected ["note_on", channel] or ["control_change", channel, cc]'
+                ' or ["control_change", channel, cc, min, max]'
+            )
+        kind, *numbers = value
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+            raise ValueError("channel, controller and range must be whole numbers")
+        if kind == "note_on" and len(numbers) == 1:
+            mapping = cls("note_on", numbers[0])
+        elif kind == "control_change" and len(numbers) == 2:
+            mapping = cls("control_change", numbers[0], numbers[1])
+        elif kind == "control_change" and len(numbers) == 4:
+            mapping = cls("control_change", numbers[0], numbers[1], numbers[2], numbers[3])
+        else:
+            raise ValueError(
+                f"{kind} takes {'a channel' if kind == 'note_on' else 'channel, cc'}"
+                f"{'' if kind == 'note_on' else ' (and optionally min, max)'}"
+            )
+        if not 1 <= mapping.channel <= 16:
+            raise ValueError(f"channel {mapping.channel} is outside 1-16")
+        if mapping.control is not None and not 0 <= mapping.control <= 127:
+            raise ValueError(f"controller {mapping.control} is outside 0-127")
+        if not (0 <= mapping.low <= 127 and 0 <= mapping.high <= 127):
+            raise ValueError(f"range {mapping.low}-{mapping.high} is outside 0-127")
+        return mapping
+
+    def to_toml(self) -> list[str | int]:
+        if self.kind == "note_on":
+            return ["note_on", self.channel]
+        if (self.low, self.high) == (0, 127):
+            return ["control_change", self.channel, typing.cast(int, self.control)]
+        return ["control_change", self.channel, typing.cast(int, self.control), self.low, self.high]
+
+
+@dataclass
+class InteractionConfig:
+    mode: Mode = "callresponse"
+    threshold: float = field(default=0.1, metadata={"min": 0.0})
+    input_thru: bool = False
+
+
+@dataclass
+class ModelConfig:
+    dimension: int = field(default=9, metadata={"min": 2})
+    file: str | None = None
+    size: Literal["xxs", "xs", "s", "m", "l", "xl"] = "s"
+    sigmatemp: float = field(default=0.01, metadata={"min": 0.0})
+    pitemp: float = field(default=1.0, metadata={"min": 0.0, "exclusive": True})
+    timescale: float = field(default=1.0, metadata={"min": 0.0, "exclusive": True})
+
+
+@dataclass
+class OSCConfig:
+    server_ip: str = "0.0.0.0"
+    server_port: int = field(default=6000, metadata={"port": True})
+    client_ip: str = "127.0.0.1"
+    client_port: int = field(default=6001, metadata={"port": True})
+
+
+@dataclass
+class MIDIConfig:
+    in_device: list[str] = field(default_factory=list)
+    out_device: list[str] = field(default_factory=list)
+    input: dict[str, list[MidiMapping]] = field(default_factory=dict)
+    output: dict[str, list[MidiMapping]] = field(default_factory=dict)
+    feedback_protection: bool = False
+    feedback_threshold: float = field(default=0.02, metadata={"min": 0.0})
+    thru_matrix: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class WebSocketConfig:
+    server_ip: str = "0.0.0.0"
+    server_port: int = field(default=5001, metadata={"port": True})
+    input: list[MidiMapping] | None = None
+    output: list[MidiMapping] | None = None
+
+
+@dataclass
+class SerialConfig:
+    port: str = "/dev/ttyACM0"
+    baudrate: int = field(default=115200, metadata={"min": 1})
+
+
+@dataclass
+class SerialMIDIConfig:
+    port: str = "/dev/ttyAMA0"
+    baudrate: int = field(default=31250, metadata={"min": 1})
+    input: list[MidiMapping] | None = None
+    output: list[MidiMapping] | None = None
+
+
+@dataclass
+class WebUIConfig:
+    host: str = "127.0.0.1"
+    port: int = field(default=4000, metadata={"port": True})
+    password: str | None = None
+    monitor_port: int = field(default=4001, metadata={"port": True})
+    command_port: int = field(default=4002, metadata={"port": True})
+
+
+@dataclass
+class Config:
+    title: str = ""
+    owner: str = ""
+    description: str = ""
+    verbose: bool = False
+    log_input: bool = True
+    log_predictions: bool = False
+    interaction: InteractionConfig = field(default_factory=InteractionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    osc: OSCConfig | None = None
+    midi: MIDIConfig | None = None
+    websocket: WebSocketConfig | None = None
+    serial: SerialConfig | None = None
+    serialmidi: SerialMIDIConfig | None = None
+    webui: WebUIConfig = field(default_factory=WebUIConfig)
+    # Not read from the file: where it came from and what was wrong but tolerated.
+    path: Path | None = field(default=None, metadata={"internal": True})
+    warnings: list[str] = field(default_factory=list, metadata={"internal": True})
+
+    @property
+    def directory(self) -> Path:
+        """Relative paths in the config (the model file) are relative to this."""
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def model_path(self) -> Path | None:
+        if not self.model.file:
+            return None
+        path = Path(self.model.file).expanduser()
+        return path if path.is_absolute() else self.directory / path
+
+
+_IGNORED_TOP_LEVEL = {"name"}  # free text some IMPSY configs use in place of `owner`
+
+
+def load(path: str | Path) -> Config:
+    """Read and check a config file; raises ConfigError with one clear message."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such config file (create one with `antiphon init`)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+    return parse(text, path)
+
+
+def parse(text: str, path: Path | None = None) -> Config:
+    """Check config text; ``path`` names the file in messages and anchors relative paths."""
+    where = str(path) if path else "config"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    warnings: list[str] = []
+    for key in _IGNORED_TOP_LEVEL & data.keys():
+        warnings.append(f"{where}: key '{key}' is not used by antiphon (ignored)")
+        del data[key]
+    config = _build(Config, data, "", where, warnings)
+    config.path = path
+    config.warnings = warnings
+    _check_mappings(config, where)
+    return config
+
+
+def _check_mappings(config: Config, where: str) -> None:
+    controls = config.model.dimension - 1
+    lists: list[tuple[str, list[MidiMapping] | None]] = []
+    if config.midi:
+        lists += [(f"midi.input.{port!r}", m) for port, m in config.midi.input.items()]
+        lists += [(f"midi.output.{port!r}", m) for port, m in config.midi.output.items()]
+    for section in ("websocket", "serialmidi"):
+        table = getattr(config, section)
+        if table:
+            lists += [(f"{section}.input", table.input), (f"{section}.output", table.output)]
+    for key, mappings in lists:
+        if mappings is not None and len(mappings) != controls:
+            raise ConfigError(
+                f"{where}: [{key}] has {len(mappings)} mappings but model.dimension = "
+                f"{config.model.dimension} means {controls} controls; give exactly one "
+                f"mapping per control (or change model.dimension)"
+            )
+
+
+# -- the loader -----------------------------------------------------------------------
+
+
+def _build(cls: type, table: Any, prefix: str, where: str, warnings: list[str]) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{prefix.rstrip('.')}] must be a table (a section)")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    names = set()
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        names.add(f.name)
+        if f.name in table:
+            values[f.name] = _convert(
+                table[f.name], hints[f.name], f, prefix + f.name, where, warnings
+            )
+    for key in table.keys() - names:
+        warnings.append(f"{where}: unknown key '{prefix}{key}' (ignored)")
+    return cls(**values)
+
+
+def _convert(
+    value: Any, hint: Any, f: dataclasses.Field, key: str, where: str, warnings: list[str]
+) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+
+    def fail(allowed: str) -> typing.NoReturn:
+        raise ConfigError(f"{where}: {key} = {value!r} is not allowed; {allowed}")
+
+    if origin in (types.UnionType, typing.Union):  # X | None: None is "absent"
+        inner = next(a for a in args if a is not type(None))
+        return _convert(value, inner, f, key, where, warnings)
+    if hint is MidiMapping:
+        try:
+            return MidiMapping.parse(value)
+        except ValueError as exc:
+            fail(str(exc))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".", where, warnings)
+    if origin is Literal:
+        if value not in args:
+            fail(f"use one of {', '.join(repr(a) for a in args)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            fail("use true or false")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            fail(f"use a number{'' if hint is float else ' (a whole number)'}")
+        if hint is int and not isinstance(value, int):
+            fail("use a whole number")
+        if not math.isfinite(value):
+            fail("use a finite number")
+        _check_range(value, f, fail)
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            fail("use a quoted string")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            fail("use a list [...]")
+        return [
+            _convert(v, args[0], f, f"{key}[{i}]", where, warnings) for i, v in enumerate(value)
+        ]
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail('use a table, e.g. key."name" = ...')
+        return {
+            k: _convert(v, args[1], f, f"{key}.{k!r}", where, warnings) for k, v in value.items()
+        }
+    raise TypeError(f"config schema has an unsupported type {hint!r}")  # a bug, not user input
+
+
+def _check_range(value: float, f: dataclasses.Field, fail: Any) -> None:
+    if f.metadata.get("port") and not 1 <= value <= 65535:
+        fail("use a port number from 1 to 65535")
+    low = f.metadata.get("min")
+    if low is None:
+        return
+    if f.metadata.get("exclusive") and value <= low:
+        fail(f"use a number greater than {low}")
+    if value < low:
+        fail(f"use a number of at least {low}")

@@ -1,0 +1,83 @@
+"""Open any model file antiphon understands, chosen by its suffix.
+
+- ``.safetensors``: antiphon's own format (NumPy only);
+- ``.h5``, ``.hdf5``, ``.keras``: IMPSY/Keras weights (needs h5py, the ``impsy`` extra);
+- ``.tflite``: IMPSY's TensorFlow Lite export, run by LiteRT (the ``litert`` extra).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from antiphon.model import files, impsy
+from antiphon.model.files import ModelFile, ModelFileError
+from antiphon.model.mdrnn import MDRNN, Predictor, Weights
+from antiphon.model.presets import Architecture
+
+if TYPE_CHECKING:
+    from antiphon.config import Config
+
+SUFFIXES = (files.SUFFIX, *impsy.SUFFIXES, ".tflite")
+
+
+def read_model(path: str | Path) -> ModelFile:
+    """Weights and metadata of an antiphon or IMPSY Keras file."""
+    path = Path(path)
+    if path.suffix == files.SUFFIX:
+        return files.load(path)
+    if path.suffix in impsy.SUFFIXES:
+        return impsy.read(path)
+    if path.suffix == ".tflite":
+        from antiphon.model.litert import ADVICE
+
+        raise ModelFileError(
+            f"{path}: a .tflite file is a compiled graph, not weights antiphon can convert. "
+            f"It can be played as it is when LiteRT is installed. {ADVICE}"
+        )
+    raise ModelFileError(
+        f"{path}: unknown model file type {path.suffix or '(no suffix)'}; antiphon reads "
+        f"{', '.join(SUFFIXES)}"
+    )
+
+
+def open_model(
+    path: str | Path,
+    *,
+    sigmatemp: float = 0.01,
+    pitemp: float = 1.0,
+    seed: int | None = None,
+) -> Predictor:
+    """A ready-to-play predictor for any supported model file."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        if not path.is_file():
+            raise ModelFileError(f"{path}: no such model file")
+        from antiphon.model.litert import LiteRTMDRNN
+
+        return LiteRTMDRNN(path, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)
+    return MDRNN(read_model(path).weights, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)
+
+
+BUNDLED = Path(__file__).with_name("bundled")
+
+
+def bundled_model(dimension: int) -> Path | None:
+    """The default model shipped with antiphon for this dimension, if there is one."""
+    path = BUNDLED / f"default-dim{dimension}{files.SUFFIX}"
+    return path if path.is_file() else None
+
+
+def fresh_model(arch: Architecture, *, seed: int | None = None, **temperatures: float) -> MDRNN:
+    """An untrained network: it plays noise shaped by its random weights."""
+    return MDRNN(Weights.random(arch, seed), seed=seed, **temperatures)
+
+
+def configured_model_file(config: Config | None, explicit: Path | None = None) -> Path | None:
+    """Which file to play: the one given, else the configured one, else the bundled
+    default for the configured dimension; None when there is none of these."""
+    if explicit is not None:
+        return explicit
+    if config is None:
+        return bundled_model(9)
+    return config.model_path or bundled_model(config.model.dimension)

@@ -1,0 +1,88 @@
+"""Network sizes and the constants every antiphon and IMPSY model shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from antiphon.errors import AntiphonError
+
+SCALE_FACTOR = 10.0
+"""Events are multiplied by this before the network sees them (IMPSY convention)."""
+
+MIXTURES = 5
+SIGMA_EPSILON = 1e-7
+"""Sigmas are elu(x) + 1 + SIGMA_EPSILON, so they never reach zero."""
+
+MIN_DT = 0.000454
+"""The shortest time between generated events, in seconds (IMPSY's floor)."""
+
+SIZES: dict[str, tuple[int, int]] = {
+    "xxs": (16, 2),
+    "xs": (32, 2),
+    "s": (64, 2),
+    "m": (128, 2),
+    "l": (256, 2),
+    "xl": (512, 3),
+}
+"""Preset name -> (LSTM units, LSTM layers)."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The shape of an MDRNN: everything needed to allocate its weights."""
+
+    dimension: int
+    units: int
+    layers: int
+    mixtures: int = MIXTURES
+
+    def __post_init__(self) -> None:
+        if self.dimension < 2:
+            raise AntiphonError(
+                f"dimension {self.dimension} is too small: a model needs dt plus at least "
+                "one control (dimension >= 2)"
+            )
+        if self.units < 1 or self.layers < 1 or self.mixtures < 1:
+            raise AntiphonError(f"invalid architecture {self}")
+
+    @classmethod
+    def from_size(cls, dimension: int, size: str) -> Architecture:
+        if size not in SIZES:
+            raise AntiphonError(f"unknown model size {size!r}; use one of {', '.join(SIZES)}")
+        units, layers = SIZES[size]
+        return cls(dimension=dimension, units=units, layers=layers)
+
+    @property
+    def size(self) -> str | None:
+        """The preset this matches, or None for a custom shape."""
+        for name, shape in SIZES.items():
+            if shape == (self.units, self.layers) and self.mixtures == MIXTURES:
+                return name
+        return None
+
+    @property
+    def mdn_width(self) -> int:
+        """Length of the MDN vector: mus and sigmas for every component, then logits."""
+        return self.mixtures * (2 * self.dimension + 1)
+
+    @property
+    def parameter_count(self) -> int:
+        d, u = self.dimension, self.units
+        lstm = sum(4 * u * ((d if layer == 0 else u) + u + 1) for layer in range(self.layers))
+        head = (u + 1) * self.mdn_width
+        return lstm + head
+
+    @property
+    def impsy_stem(self) -> str:
+        """IMPSY's file name stem for a model of this shape."""
+        return (
+            f"musicMDRNN-dim{self.dimension}-layers{self.layers}-units{self.units}"
+            f"-mixtures{self.mixtures}-scale{int(SCALE_FACTOR)}"
+        )
+
+    def describe(self) -> str:
+        size = f"size {self.size}" if self.size else "custom size"
+        return (
+            f"{size}: dimension {self.dimension}, {self.layers} LSTM layers x "
+            f"{self.units} units, {self.mixtures} mixtures"
+        )

@@ -1,0 +1,1 @@
+"""Training with PyTorch (the ``train`` extra). Never imported on the instrument path."""
