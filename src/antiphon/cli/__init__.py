@@ -80,11 +80,16 @@ def main() -> None:
     cli(prog_name="antiphon")
 
 
-def _register() -> None:
-    from antiphon.cli import model
+_COMMAND_MODULES = ("model",)
+"""Modules of antiphon.cli whose COMMANDS are added to the group."""
 
-    for command in model.COMMANDS:
-        cli.add_command(command)
+
+def _register() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        for command in importlib.import_module(f"antiphon.cli.{name}").COMMANDS:
+            cli.add_command(command)
 
 
 _register()

@@ -1,0 +1,1 @@
+"""Performances as data: logs, datasets and a procedural performer."""
