@@ -108,8 +108,8 @@ class MIDIChannel(Channel):
         if self._unavailable:
             return f"no MIDI system ({self._unavailable})"
         parts = [
-            f"{'in' if p.is_input else 'out'} {p.name or p.pattern}"
-            f"{'' if p.port else ' (waiting for it)'}"
+            f"{'in' if p.is_input else 'out'} "
+            f"{p.name if p.port else p.pattern + ' (waiting for it)'}"
             for p in (*self._ins, *self._outs)
         ]
         return ", ".join(parts) or "no ports configured"
@@ -141,12 +141,14 @@ class MIDIChannel(Channel):
         kind = "input" if port.is_input else "output"
         if port.port is not None:
             if port.backoff.attempts:
-                self._inputs.warn(f"midi {port.pattern}", f"midi: {kind} {name} is connected")
+                self._inputs.warn(
+                    f"midi {kind} {port.pattern}", f"midi: {kind} {name} is connected"
+                )
             port.backoff.reset()
             return
         if port.backoff.attempts == 0:
             self._inputs.warn(
-                f"midi {port.pattern}",
+                f"midi {kind} {port.pattern}",
                 f"midi: {kind} port {port.pattern!r} is {problem}; retrying in the background "
                 "(everything else keeps playing)",
             )
@@ -161,7 +163,7 @@ class MIDIChannel(Channel):
         for port in (*self._ins, *self._outs):
             if port.port is not None and port.name not in present:
                 self._inputs.warn(
-                    f"midi {port.pattern}",
+                    f"midi {'input' if port.is_input else 'output'} {port.pattern}",
                     f"midi: {port.name} was unplugged; waiting for it to come back",
                 )
                 self._close_port(port)
