@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from peers import Ports, free_port, model_file, play, running, until, write_config
@@ -15,8 +16,11 @@ MAPPING = '[["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 43,
 
 
 def test_frames_in_and_out_for_every_client_and_note_offs_on_stop(tmp_path):
-    ports, port = Ports(), free_port(kind=1)  # SOCK_STREAM
-    extra = f'[websocket]\nserver_ip = "127.0.0.1"\nserver_port = {port}\ninput = {MAPPING}\noutput = {MAPPING}\n'
+    ports, port = Ports(), free_port(socket.SOCK_STREAM)
+    extra = (
+        f'[websocket]\nserver_ip = "127.0.0.1"\nserver_port = {port}\n'
+        f"input = {MAPPING}\noutput = {MAPPING}\n"
+    )
     config = write_config(
         tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=extra
     )
