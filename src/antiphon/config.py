@@ -194,8 +194,12 @@ class Config:
 _IGNORED_TOP_LEVEL = {"name"}  # free text some IMPSY configs use in place of `owner`
 
 
-def load(path: str | Path) -> Config:
-    """Read and check a config file; raises ConfigError with one clear message."""
+def load(path: str | Path, *, dimension: int | None = None) -> Config:
+    """Read and check a config file; raises ConfigError with one clear message.
+
+    ``dimension`` replaces ``model.dimension`` before anything is checked against it
+    (``antiphon run --dimension``).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -205,10 +209,10 @@ def load(path: str | Path) -> Config:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
-    return parse(text, path)
+    return parse(text, path, dimension=dimension)
 
 
-def parse(text: str, path: Path | None = None) -> Config:
+def parse(text: str, path: Path | None = None, *, dimension: int | None = None) -> Config:
     """Check config text; ``path`` names the file in messages and anchors relative paths."""
     where = str(path) if path else "config"
     try:
@@ -220,6 +224,8 @@ def parse(text: str, path: Path | None = None) -> Config:
         warnings.append(f"{where}: key '{key}' is not used by antiphon (ignored)")
         del data[key]
     config = _build(Config, data, "", where, warnings)
+    if dimension is not None:
+        config.model.dimension = dimension
     config.path = path
     config.warnings = warnings
     check_mappings(config)
@@ -228,11 +234,8 @@ def parse(text: str, path: Path | None = None) -> Config:
 
 
 def check_mappings(config: Config) -> None:
-    """Raise ConfigError unless every mapping list has one entry per control.
-
-    Called on load and again after command-line overrides (``--dimension``), so a
-    mismatch stops antiphon at start rather than in the middle of a performance.
-    """
+    """Raise ConfigError unless every mapping list has one entry per control, so a
+    mismatch stops antiphon at start rather than in the middle of a performance."""
     where = str(config.path) if config.path else "config"
     controls = config.model.dimension - 1
     lists: list[tuple[str, list[MidiMapping] | None]] = []
@@ -301,12 +304,6 @@ def _repair(config: Config, where: str) -> None:
                         f"{where}: midi.{direction}.{device!r} is missing; using control "
                         f"changes 1-{controls} on MIDI channel 1 for that port"
                     )
-    if config.serial and config.serialmidi and config.serial.port == config.serialmidi.port:
-        warn(
-            f"{where}: [serial] and [serialmidi] both use {config.serial.port}, which cannot "
-            "carry text and MIDI at once; [serialmidi] is switched off (give it its own port)"
-        )
-        config.serialmidi = None
 
 
 def _default_mappings(controls: int) -> list[MidiMapping]:

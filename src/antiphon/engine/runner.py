@@ -45,17 +45,22 @@ async def perform(
     """Run the engine and ``services`` until ``stop`` is set or a signal arrives."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    engine = Engine(setup)
-    await engine.start()
-    for line in banner(engine):
-        log.info(line)
     handled = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before anything can need cleaning up
         try:
             loop.add_signal_handler(signum, stop.set)
             handled.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+    engine = Engine(setup)
+    try:
+        await engine.start()
+    except BaseException:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        raise
+    for line in banner(engine):
+        log.info(line)
     if started is not None:
         started(engine)
     tasks = [loop.create_task(service(engine)) for service in services]

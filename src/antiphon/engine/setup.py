@@ -46,7 +46,6 @@ class Overrides:
             ("sigmatemp", config.model),
             ("pitemp", config.model),
             ("timescale", config.model),
-            ("dimension", config.model),
             ("verbose", config),
             ("log_predictions", config),
         ):
@@ -83,16 +82,21 @@ def prepare(
     from antiphon.workspace import config_template
 
     if config_path is None:
-        config = config_module.parse(config_template())
+        config = config_module.parse(config_template(), dimension=overrides.dimension)
         config.warnings.append(
             "no config.toml here: using the defaults of a new workspace (OSC in on port "
             "6000, out to 127.0.0.1:6001); `antiphon init` writes one you can edit"
         )
     else:
-        config = config_module.load(config_path)
+        config = config_module.load(config_path, dimension=overrides.dimension)
     overrides.apply(config)
-    config_module.check_mappings(config)
     warnings = list(config.warnings)
+    if config.serial and config.serialmidi and config.serial.port == config.serialmidi.port:
+        warnings.append(
+            f"[serial] and [serialmidi] both use {config.serial.port}, which cannot carry "
+            "text and MIDI at once; [serialmidi] is switched off (give it its own port)"
+        )
+        config.serialmidi = None
     predictor, path, name = _choose_model(config, explicit_model, overrides, strict, warnings)
     if predictor is None and config.interaction.mode != "useronly":
         warnings.append(
