@@ -166,9 +166,9 @@ class Engine:
         except AntiphonError as exc:
             self.warn("command-port", f"commands from the web UI will not work: {exc}")
         self._monitor = await osc.Monitor.open(webui.monitor_port)
-        self._enter_mode()
         gc.collect()
         gc.freeze()  # what exists now lives for the whole run: keep it out of GC passes
+        self._enter_mode()
 
     async def stop(self) -> None:
         """Stop playing, end every sounding note, flush the log, close every port."""
@@ -187,6 +187,8 @@ class Engine:
             self._monitor.close()
         if self._reloading is not None:
             self._reloading.cancel()
+        if self._log is not None:
+            self._log.flush()  # on the loop, then the blocking part in a thread
         await asyncio.get_running_loop().run_in_executor(None, self._close_log)
         self.hub.close()
         gc.unfreeze()
@@ -471,13 +473,15 @@ class Engine:
             if not self.paused:
                 first = max(self.threshold, prediction[0] * self.timescale)
                 schedule.push(now + first, self._chain)
-        elif not self.paused and not schedule.push(  # polyphony
-            now + prediction[0] * self.timescale, Planned(prediction, False)
-        ):
-            self.warn(
-                "schedule full",
-                f"dropped a prediction: {MAX_PENDING} are already waiting to be played",
-            )
+        elif not self.paused:  # polyphony
+            deadline = now + prediction[0] * self.timescale
+            if deadline <= self._now():
+                self._play(deadline, Planned(prediction, False))  # due already: no detour
+            elif not schedule.push(deadline, Planned(prediction, False)):
+                self.warn(
+                    "schedule full",
+                    f"dropped a prediction: {MAX_PENDING} are already waiting to be played",
+                )
 
     def _play(self, deadline: float, planned: Planned) -> None:
         now = self._now()
@@ -588,6 +592,7 @@ class Engine:
             closing = self._log
             self._log = None
             if closing is not None:
+                closing.flush()
                 await asyncio.get_running_loop().run_in_executor(None, closing.close)
             self._open_log()
         self._enter_mode()
@@ -596,15 +601,16 @@ class Engine:
         config = self.config
         if not (config.log_input or config.log_predictions):
             return
-        from antiphon.data.logs import LogWriter
+        from antiphon.engine.recording import Recorder
 
-        self._log = LogWriter(self._setup.log_dir, config.model.dimension)
+        assert self._loop is not None
+        self._log = Recorder(self._setup.log_dir, config.model.dimension, self._loop)
 
     def _close_log(self) -> None:
         if self._log is not None:
-            self._log.close()
-            if self._log.dropped:
-                log.warning("%d log lines were dropped (disk too slow)", self._log.dropped)
+            dropped = self._log.close()
+            if dropped:
+                log.warning("%d log lines were dropped (disk too slow)", dropped)
 
     async def _reload_quietly(self) -> None:
         with contextlib.suppress(AntiphonError):  # reported as a warning and an event

@@ -15,10 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from antiphon.engine.engine import Engine
 from antiphon.engine.events import EngineEvent
-from antiphon.engine.schedule import new_event_loop
+from antiphon.engine.schedule import new_event_loop, request_realtime
 from antiphon.engine.setup import Setup
 
 log = logging.getLogger("antiphon")
+
+PRINT_INTERVAL = 0.05
+"""Seconds the verbose printer lets lines gather before writing them."""
 
 Service = Callable[[Engine], Awaitable[None]]
 """Something that runs beside the engine until cancelled (the web UI is one)."""
@@ -28,6 +31,8 @@ def run(setup: Setup, services: Sequence[Service] = ()) -> int:
     """Play until SIGINT/SIGTERM; returns the process exit code."""
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    if request_realtime():
+        log.info("timing: real-time scheduling priority")
     try:
         return loop.run_until_complete(perform(setup, services))
     finally:
@@ -137,13 +142,24 @@ async def print_events(engine: Engine) -> None:
     delays the music.
     """
     loop = asyncio.get_running_loop()
+
+    def text(pending: Sequence[EngineEvent]) -> str:
+        lines = (describe(engine, event) for event in pending)
+        return "".join(f"{line}\n" for line in lines if line)
+
     with engine.subscribe(maxsize=512) as events:
-        async for event in events:
-            # everything already waiting goes into the same write
-            lines = [describe(engine, e) for e in (event, *events.drain())]
-            text = "".join(f"{line}\n" for line in lines if line)
-            if text:
-                await loop.run_in_executor(None, _write, text)
+        pending: list[EngineEvent] = []
+        try:
+            async for event in events:
+                pending.append(event)
+                await asyncio.sleep(PRINT_INTERVAL)  # let lines gather: fewer thread wake-ups
+                pending += events.drain()
+                batch, pending = text(pending), []
+                if batch:
+                    await loop.run_in_executor(None, _write, batch)
+        except asyncio.CancelledError:
+            _write(text([*pending, *events.drain()]))  # stopping: show what is left
+            raise
 
 
 def _write(text: str) -> None:

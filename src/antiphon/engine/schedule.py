@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import heapq
 import itertools
+import os
 import selectors
 import sys
 from collections.abc import Callable
@@ -32,6 +33,24 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
     _lower_timer_slack()
     return loop
+
+
+def request_realtime(priority: int = 10) -> bool:
+    """Ask the OS to run this thread (and threads it starts) before ordinary programs.
+
+    Audio software does this so that a busy machine (a training run, a browser) does
+    not delay its wake-ups by whole time slices. It is granted to root and to users
+    with an rtprio limit (``LimitRTPRIO`` in a systemd unit); otherwise nothing changes.
+    The engine never busy-waits, so it cannot starve the machine; Linux also keeps 5 %
+    of each core for ordinary programs whatever happens.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _lower_timer_slack() -> None:
