@@ -168,9 +168,9 @@ async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
     late = np.array([o["played"] - o["deadline"] for o in outputs]) * 1e3
     played = np.array([o["played"] for o in outputs])
     intended = np.cumsum([0.0] + [o["dt"] * engine.timescale for o in outputs[1:]])
-    # Played time minus where the model's dt x timescale put each event, measured from
-    # the first event: a clock that drifts shows up as a trend in this error.
-    error = (played - played[0] - intended) * 1e3
+    # Played time minus where the model's dt x timescale put each event, counted from the
+    # first deadline: a clock that drifts would show as a trend in this error.
+    error = (played - outputs[0]["deadline"] - intended) * 1e3
     minutes = (played - played[0]) / 60
     trend = float(np.polyfit(minutes, error, 1)[0]) if len(outputs) > 2 else 0.0
     return {
@@ -208,7 +208,7 @@ def onset_accuracy(quick: bool, seconds: float | None = None) -> list[Row]:
         ),
         Row(
             "engine",
-            f"drift over {result['span_s']:.0f} s: played span - sum(dt x timescale) (ms)",
+            f"drift over {result['span_s']:.0f} s: played time - sum(dt x timescale) (ms)",
             f"{result['end_error_ms']:.3f} at the end, trend "
             f"{result['trend_ms_per_min']:.4f} ms/min",
             "no drift",
