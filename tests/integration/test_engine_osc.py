@@ -13,6 +13,7 @@ from antiphon.config import ConfigError
 from antiphon.data.logs import read_log
 from antiphon.engine import engine as engine_module
 from antiphon.engine.setup import Overrides
+from antiphon.errors import AntiphonError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -340,5 +341,17 @@ def test_status_snapshot_for_a_dashboard(tmp_path):
         assert len(status["last_output"]["values"]) == 3
         assert status["channels"][0]["name"] == "osc" and status["uptime"] > 0
         assert status["labels"] == ["x1", "x2", "x3"]
+
+    play(scenario())
+
+
+def test_a_port_already_in_use_stops_the_start_with_a_clear_message(tmp_path):
+    async def scenario():
+        ports = Ports()
+        config = write_config(tmp_path, ports, mode="useronly")
+        async with running(config):
+            with pytest.raises(AntiphonError, match="is another antiphon or IMPSY running"):
+                async with running(config):
+                    pass
 
     play(scenario())

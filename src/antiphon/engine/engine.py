@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from antiphon.config import MODES, Config
+from antiphon.config import MODES, Config, WebUIConfig
 from antiphon.engine.events import EngineEvent, EventHub, Subscription, Warnings
 from antiphon.engine.schedule import Schedule
 from antiphon.engine.setup import Setup, build_channel, prepare
@@ -140,8 +140,6 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         """Open the log, every channel, the command port and the monitor; start playing."""
-        from antiphon.io import osc
-
         self._loop = asyncio.get_running_loop()
         self._schedule = Schedule(self._loop, self._play, MAX_PENDING)
         self._started_at = self._loop.time()
@@ -158,7 +156,16 @@ class Engine:
                 await channel.close()
             self._close_log()
             raise
-        webui = self.config.webui
+        await self._open_local_ports(self.config.webui)
+        gc.collect()
+        gc.freeze()  # what exists now lives for the whole run: keep it out of GC passes
+        self._enter_mode()
+
+    async def _open_local_ports(self, webui: WebUIConfig) -> None:
+        """The localhost command port and the monitor stream ([webui])."""
+        from antiphon.io import osc
+
+        self._close_local_ports()
         try:
             self._command_server = await osc.listen(
                 self, "127.0.0.1", webui.command_port, "command port", accept_interface=False
@@ -166,9 +173,14 @@ class Engine:
         except AntiphonError as exc:
             self.warn("command-port", f"commands from the web UI will not work: {exc}")
         self._monitor = await osc.Monitor.open(webui.monitor_port)
-        gc.collect()
-        gc.freeze()  # what exists now lives for the whole run: keep it out of GC passes
-        self._enter_mode()
+
+    def _close_local_ports(self) -> None:
+        if self._command_server is not None:
+            self._command_server.close()
+            self._command_server = None
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
 
     async def stop(self) -> None:
         """Stop playing, end every sounding note, flush the log, close every port."""
@@ -181,10 +193,7 @@ class Engine:
                 await channel.close()
             except Exception as exc:  # one channel failing to close must not leave others open
                 log.warning("closing %s: %s", channel.name, exc)
-        if self._command_server is not None:
-            self._command_server.close()
-        if self._monitor is not None:
-            self._monitor.close()
+        self._close_local_ports()
         if self._reloading is not None:
             self._reloading.cancel()
         if self._log is not None:
@@ -585,6 +594,8 @@ class Engine:
                     self.warn("reload", f"reload: [{name}] could not be opened: {exc}")
                     continue
                 self.channels[name] = channel
+        if new.config.webui != old.config.webui:
+            await self._open_local_ports(new.config.webui)
         self._silence()
         self._chain = None
         self._apply_settings(new)
