@@ -182,12 +182,17 @@ class MIDIChannel(Channel):
     # -- input ------------------------------------------------------------------------------
     def _arrived(self, pattern: str, message: mido.Message) -> None:
         """Called on rtmidi's thread: hand over to the loop, never block, never grow."""
-        if len(self._incoming) == MAX_INCOMING:
-            self._loop.call_soon_threadsafe(self._overflow)  # type: ignore[union-attr]
-        self._incoming.append((pattern, message))
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            self._loop.call_soon_threadsafe(self._drain)  # type: ignore[union-attr]
+        loop = self._loop
+        assert loop is not None
+        try:
+            if len(self._incoming) == MAX_INCOMING:
+                loop.call_soon_threadsafe(self._overflow)
+            self._incoming.append((pattern, message))
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop has closed: we are shutting down
+            pass
 
     def _overflow(self) -> None:
         assert self._inputs is not None
