@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,24 @@ async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
     from antiphon.engine.engine import Engine
     from antiphon.engine.setup import Overrides, prepare
 
+    late, times, errors = array("d"), array("d"), array("d")
+
+    async def measure(events: Any) -> None:
+        first = intended = 0.0
+        async for event in events:
+            if event.kind != "output":
+                continue
+            o = event.detail
+            if not times:
+                first = o["deadline"]
+            else:
+                intended += o["dt"] * engine.timescale
+            late.append(o["played"] - o["deadline"])
+            times.append(o["played"] - first)
+            # where the model's dt x timescale put this event, counted from the first
+            # deadline: a clock that drifts would show as a trend in this error
+            errors.append(o["played"] - first - intended)
+
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         config.write_text(
@@ -159,28 +178,24 @@ async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
             f"[webui]\nmonitor_port = {_free_port()}\ncommand_port = {_free_port()}\n"
         )
         engine = Engine(prepare(config, Overrides(seed=0), model))
-        outputs = []
-        with engine.subscribe(maxsize=100_000) as events:
-            await engine.start()
-            await asyncio.sleep(seconds)
-            await engine.stop()
-            outputs = [e.detail for e in events.drain() if e.kind == "output"]
-    late = np.array([o["played"] - o["deadline"] for o in outputs]) * 1e3
-    played = np.array([o["played"] for o in outputs])
-    intended = np.cumsum([0.0] + [o["dt"] * engine.timescale for o in outputs[1:]])
-    # Played time minus where the model's dt x timescale put each event, counted from the
-    # first deadline: a clock that drifts would show as a trend in this error.
-    error = (played - outputs[0]["deadline"] - intended) * 1e3
-    minutes = (played - played[0]) / 60
-    trend = float(np.polyfit(minutes, error, 1)[0]) if len(outputs) > 2 else 0.0
+        events = engine.subscribe(maxsize=10_000)
+        consumer = asyncio.get_running_loop().create_task(measure(events))
+        await engine.start()
+        await asyncio.sleep(seconds)
+        await engine.stop()  # closes the subscription, which ends the consumer
+        await consumer
+    ms = np.frombuffer(late) * 1e3
+    error_ms = np.frombuffer(errors) * 1e3
+    minutes = np.frombuffer(times) / 60
     return {
-        "events": len(outputs),
-        "p50": float(np.percentile(late, 50)),
-        "p99": float(np.percentile(late, 99)),
-        "max": float(late.max()),
-        "end_error_ms": float(error[-1]),
-        "trend_ms_per_min": trend,
-        "span_s": float(played[-1] - played[0]),
+        "events": len(ms),
+        "missed": events.dropped,
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "max": float(ms.max()),
+        "end_error_ms": float(error_ms[-1]),
+        "trend_ms_per_min": float(np.polyfit(minutes, error_ms, 1)[0]),
+        "span_s": float(times[-1]),
     }
 
 

@@ -126,6 +126,7 @@ class Engine:
         self._monitor = None
         self._command_server: asyncio.DatagramTransport | None = None
         self._reloading: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
         self._started_at = 0.0
         self._rate_in, self._rate_out = Rate(), Rate()
         self.inputs = self.outputs = 0
@@ -272,7 +273,7 @@ class Engine:
             ],
             "log": str(self._log.path) if self._log else None,
             "warnings": [{"time": t, "message": m} for t, m in self.warnings.recent],
-            "dropped": dict(self.warnings.counts),
+            "warning_counts": dict(self.warnings.counts),
             "late_ms": {
                 "p50": 1e3 * lateness[len(lateness) // 2],
                 "p99": 1e3 * lateness[int(len(lateness) * 0.99)],
@@ -322,19 +323,21 @@ class Engine:
         AntiphonError and the current setup keeps playing. ``model`` replaces the model
         file given on the command line (the web UI's "use this model").
         """
-        setup = self._setup
-        explicit = Path(model) if model is not None else setup.explicit_model
-        try:
-            new = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: prepare(setup.config_path, setup.overrides, explicit, strict=True)
-            )
-        except AntiphonError as exc:
-            self.warn("reload", f"reload failed, still playing as before: {exc}")
-            self._publish(
-                EngineEvent("reload", self._now(), detail={"ok": False, "error": str(exc)})
-            )
-            raise
-        await self._apply(new)
+        async with self._reload_lock:  # one at a time, whoever asks
+            setup = self._setup
+            explicit = Path(model) if model is not None else setup.explicit_model
+            try:
+                new = await asyncio.get_running_loop().run_in_executor(
+                    None,
+                    lambda: prepare(setup.config_path, setup.overrides, explicit, strict=True),
+                )
+            except AntiphonError as exc:
+                self.warn("reload", f"reload failed, still playing as before: {exc}")
+                self._publish(
+                    EngineEvent("reload", self._now(), detail={"ok": False, "error": str(exc)})
+                )
+                raise
+            await self._apply(new)
         self._publish(
             EngineEvent("reload", self._now(), detail={"ok": True, "model": new.model_name})
         )
@@ -355,6 +358,8 @@ class Engine:
         return f"mode {mode}"
 
     def pause(self, paused: bool) -> str:
+        if paused == self.paused:
+            return "paused" if paused else "playing"
         self.paused = paused
         if paused:
             self._silence()
