@@ -135,7 +135,7 @@ class Engine:
         self._last_input_source: str | None = None
         self._last_input_time: float | None = None
         self._last_output_time: float | None = None
-        self.lateness: deque[float] = deque(maxlen=10_000)  # played - deadline, seconds
+        self.lateness: deque[float] = deque(maxlen=1000)  # played - deadline of recent events
         self._apply_settings(setup)
 
     # -- lifecycle ----------------------------------------------------------------------
