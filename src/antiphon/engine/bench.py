@@ -121,7 +121,6 @@ def _ping(server: int, client: int, rounds: int) -> list[float]:
 def idle_and_latency(quick: bool) -> list[Row]:
     import psutil
 
-
     rows = []
     idle_seconds = 3.0 if quick else 30.0
     with tempfile.TemporaryDirectory() as tmp, _antiphon_run(Path(tmp), "callresponse") as run:
