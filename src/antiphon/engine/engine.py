@@ -408,11 +408,9 @@ class Engine:
 
     def on_command(self, address: str, args: Sequence[Any], source: str) -> None:
         try:
-            done = self.command(address, *args)
+            self.command(address, *args)  # what it did is in the event stream
         except CommandError as exc:
             self.warn(f"command {address}", f"{source}: {exc}")
-            return
-        log.info("%s: %s", source, done)
 
     def warn(self, kind: str, message: str) -> None:
         self.warnings.report(kind, message)

@@ -129,8 +129,8 @@ def describe(engine: Engine, event: EngineEvent) -> str | None:
         wire = f"   -> {'; '.join(sent)}" if sent else ""
         return f" out  {'dt ' + format(event.detail['dt'], '.3f'):<14} {fmt(values)}{wire}"
     if event.kind in ("mode", "pause", "setting", "reset", "reload", "stop"):
-        detail = " ".join(f"{k}={v}" for k, v in event.detail.items())
-        return f"  --  {event.kind} {detail}".rstrip()
+        detail = " ".join(f"{k} {v}" for k, v in event.detail.items())
+        return f"  --  {detail or event.kind}"
     return None  # warnings are printed by the log handler
 
 
