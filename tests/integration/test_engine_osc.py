@@ -35,8 +35,8 @@ def test_callresponse_listens_while_the_performer_plays_then_answers(tmp_path):
             assert await synth.collect(0.4) == []  # nobody has played: the model waits
             for i in range(8):
                 performer.send(ports.server, "/interface", i / 8, 0.5, 0.9)
+                last_input = now()
                 await asyncio.sleep(0.05)
-            last_input = now() - 0.05
             assert synth.drain() == []  # it listened while the performer played
             first = await synth.next(2.0)
             assert first[0] - last_input >= 0.3 - 0.01  # it answered after the threshold
@@ -57,7 +57,7 @@ def test_polyphony_answers_each_event_once(tmp_path):
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
         config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
-        async with running(config, Overrides(seed=2)) as engine:
+        async with running(config, Overrides(seed=2, timescale=0.1)) as engine:
             assert await synth.collect(0.3) == []
             for i in range(20):
                 performer.send(ports.server, "/interface", i / 20, 1 - i / 20, 0.5)
@@ -199,16 +199,18 @@ def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeyp
         performer = await OSCPeer.listen()
         config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
         async with running(config) as engine:
-            heard = []
+            heard, sent = [], []
             generate = engine.model.generate
             engine.model.generate = lambda event: heard.append(event) or generate(event)
-            for pause in (0.0, 0.1, 0.1, 0.4):
+            for pause in (0.0, 0.1, 0.15, 0.4):
                 await asyncio.sleep(pause)
                 performer.send(ports.server, "/interface", 0.5, 0.5, 0.5)
+                sent.append(now())
             await until(lambda: len(heard) == 4)
         dts = [event[0] for event in heard]
         assert dts[0] == 0.0  # nothing before the first event
-        assert dts[1] == pytest.approx(0.1, abs=0.04) and dts[2] == pytest.approx(0.1, abs=0.04)
+        assert dts[1] == pytest.approx(sent[1] - sent[0], abs=0.01)
+        assert dts[2] == pytest.approx(sent[2] - sent[1], abs=0.01)
         assert dts[3] == 0.25  # a long pause is capped
         assert heard[1][1:] == [0.5, 0.5, 0.5]
 

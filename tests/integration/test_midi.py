@@ -119,7 +119,7 @@ def test_midi_ports_mapping_thru_feedback_and_hotplug(tmp_path, monkeypatch):
             assert s1 == []  # not plugged in: nothing sent, nothing crashed
 
             fake.plugged.add("S-1:S-1 MIDI 1 24:0")  # plug it in: found by the retry
-            await until(lambda: "(waiting" not in channel.state)
+            await until(lambda: "(waiting" not in channel.state, 8)
             fake.play(xtouch, cc(11, 1, 5))
             await until(lambda: engine.outputs == 4)
             assert s1[0] == cc(11, 1, 5)  # thru_matrix: the raw message, at once
@@ -138,7 +138,7 @@ def test_midi_ports_mapping_thru_feedback_and_hotplug(tmp_path, monkeypatch):
             fake.play(xtouch, cc(11, 1, 6))
             await until(lambda: engine.outputs == 5)  # the rest keeps playing
             fake.plugged.add("Volca FM:Volca FM MIDI 1 28:0")
-            await until(lambda: "(waiting" not in channel.state, 5)
+            await until(lambda: "(waiting" not in channel.state, 8)
             before = len(volca)
             fake.play(xtouch, cc(11, 1, 7))
             await until(lambda: len(volca) > before)

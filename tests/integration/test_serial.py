@@ -115,7 +115,7 @@ def test_serial_text_both_ways_with_garbage_and_a_replugged_device(tmp_path, cab
             await until(lambda: "waiting for" in engine.channels["serial"].state)
             assert "lost it" in engine.channels["serial"].state
             cable.plug()  # and plugged in again
-            await until(lambda: engine.channels["serial"].state.startswith("open"), 5)
+            await until(lambda: engine.channels["serial"].state.startswith("open"), 8)
             cable.write(b"0.9,0.9,0.9\n")
             await until(lambda: engine.inputs == 4)
             assert engine.last_input == pytest.approx([0.9, 0.9, 0.9])
@@ -135,7 +135,7 @@ def test_serial_device_missing_at_start_is_waited_for(tmp_path):
             assert any("retrying in the background" in m for _, m in engine.warnings.recent)
             cable.plug()
             try:
-                await until(lambda: engine.channels["serial"].state.startswith("open"), 5)
+                await until(lambda: engine.channels["serial"].state.startswith("open"), 8)
                 cable.write(b"0.5,0.5,0.5\n")
                 await until(lambda: engine.inputs == 1)
             finally:
