@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 
 import pytest
@@ -343,6 +344,7 @@ def test_status_snapshot_for_a_dashboard(tmp_path):
         assert len(status["last_output"]["values"]) == 3
         assert status["channels"][0]["name"] == "osc" and status["uptime"] > 0
         assert status["labels"] == ["x1", "x2", "x3"]
+        assert json.loads(json.dumps(status)) == status  # ready to send to a browser
 
     play(scenario())
 
