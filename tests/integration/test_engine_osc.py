@@ -359,3 +359,24 @@ def test_a_port_already_in_use_stops_the_start_with_a_clear_message(tmp_path):
                     pass
 
     play(scenario())
+
+
+def test_reload_keeps_a_channel_whose_new_port_is_taken(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        model = model_file(tmp_path)
+        config = write_config(tmp_path, ports, mode="polyphony", model=model)
+        async with running(config, Overrides(timescale=0.01)) as engine:
+            busy = await OSCPeer.listen()  # someone else holds the port we move to
+            taken = busy.transport.get_extra_info("sockname")[1]
+            text = config.read_text()
+            config.write_text(
+                text.replace(f"server_port = {ports.server}", f"server_port = {taken}")
+            )
+            await engine.reload()
+            assert any("keeping the previous [osc]" in m for _, m in engine.warnings.recent)
+            performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)  # the old port still works
+            assert (await synth.next(2.0))[1] == "/impsy"
+
+    play(scenario())

@@ -589,14 +589,23 @@ class Engine:
             channel = self.channels.pop(name, None)
             if channel is not None:
                 await channel.close()
-            if after is not None:
+            if after is None:
+                continue
+            try:
                 channel = build_channel(name, new.config)
-                try:
-                    await channel.open(self)
-                except AntiphonError as exc:
-                    self.warn("reload", f"reload: [{name}] could not be opened: {exc}")
+                await channel.open(self)
+            except AntiphonError as exc:
+                if before is None or dimension_changed:
+                    self.warn(f"reload {name}", f"reload: [{name}] could not be opened: {exc}")
                     continue
-                self.channels[name] = channel
+                self.warn(
+                    f"reload {name}",
+                    f"reload: the new [{name}] could not be opened ({exc}); keeping the "
+                    f"previous [{name}]",
+                )
+                channel = build_channel(name, old.config)
+                await channel.open(self)
+            self.channels[name] = channel
         if new.config.webui != old.config.webui:
             await self._open_local_ports(new.config.webui)
         self._silence()

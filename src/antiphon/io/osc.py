@@ -57,6 +57,11 @@ class _Receiver(asyncio.DatagramProtocol):
         self.inputs = inputs
         self.source = source
         self.accept_interface = accept_interface
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -168,10 +173,11 @@ class OSCChannel(Channel):
             self._client.send(floats(OUTPUT_ADDRESS, values))
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
         if self._client is not None:
             self._client.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.get_protocol().closed  # the port is free once this is done
 
     @property
     def state(self) -> str:
