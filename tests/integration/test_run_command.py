@@ -146,3 +146,29 @@ def test_an_impsy_model_file_plays(impsy_dir):
     setup = prepare(None, Overrides(dimension=4, mode="polyphony"), h5)
     assert setup.predictor.architecture.dimension == 4
     assert setup.model_name == h5.name and setup.config.interaction.mode == "polyphony"
+
+
+def test_services_run_beside_the_engine_and_a_failing_one_does_not_stop_it(tmp_path):
+    from antiphon.engine.runner import perform
+
+    ports = Ports()
+    config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+    seen = {}
+
+    async def broken(engine):
+        raise RuntimeError("a bug in a service")
+
+    async def observer(engine):
+        with engine.subscribe() as events:
+            async for event in events:
+                if event.kind == "output":
+                    seen["output"] = event
+                    seen["status"] = engine.status()
+
+    async def scenario():
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, stop.set)
+        return await perform(prepare(config, Overrides(timescale=2)), [broken, observer], stop=stop)
+
+    assert play(scenario()) == 0
+    assert seen["output"].kind == "output" and seen["status"]["mode"] == "battle"

@@ -69,22 +69,24 @@ async def perform(
     if started is not None:
         started(engine)
     tasks = [loop.create_task(service(engine)) for service in services]
-    stopping = loop.create_task(stop.wait())
-    code = 0
+    for task in tasks:
+        task.add_done_callback(_report_ended_service)
     try:
-        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopping and not task.cancelled() and task.exception() is not None:
-                log.error("a service stopped: %s", task.exception())
-                code = 1
+        await stop.wait()  # a service that ends or fails does not stop the music
     finally:
-        for task in (stopping, *tasks):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(stopping, *tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for signum in handled:
             loop.remove_signal_handler(signum)
         await engine.stop()
-    return code
+    return 0
+
+
+def _report_ended_service(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        name = getattr(task.get_coro(), "__qualname__", "a service")
+        log.error("%s stopped: %s (antiphon keeps playing)", name, task.exception())
 
 
 def banner(engine: Engine) -> list[str]:
@@ -163,5 +165,8 @@ async def print_events(engine: Engine) -> None:
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):  # the terminal or pipe is gone: nobody is reading
+        pass
