@@ -132,7 +132,8 @@ def test_serial_device_missing_at_start_is_waited_for(tmp_path):
     async def scenario():
         async with running(config) as engine:
             assert "waiting for" in engine.channels["serial"].state
-            assert any("retrying in the background" in m for _, m in engine.warnings.recent)
+            said = [m for _, m in engine.warnings.recent if "retrying in the background" in m]
+            assert len(said) == 1 and "not plugged in?" in said[0]
             cable.plug()
             try:
                 await until(lambda: engine.channels["serial"].state.startswith("open"), 8)

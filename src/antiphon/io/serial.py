@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 from collections.abc import Sequence
 
@@ -183,7 +184,18 @@ class SerialChannel(SerialDevice):
         self.write((",".join(f"{v:.4f}" for v in values) + "\n").encode("ascii"))
 
 
+_ADVICE = {
+    errno.ENOENT: "no such device (not plugged in?)",
+    errno.EACCES: "permission denied (on Linux, add yourself to the dialout group)",
+    errno.EBUSY: "in use by another program",
+    errno.EIO: "input/output error (unplugged?)",
+}
+
+
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
+    code = getattr(exc, "errno", None)
+    if code in _ADVICE:
+        return _ADVICE[code]
+    if isinstance(exc, OSError) and isinstance(exc.strerror, str) and exc.strerror:
         return exc.strerror
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
