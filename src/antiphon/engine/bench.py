@@ -122,7 +122,7 @@ def idle_and_latency(quick: bool) -> list[Row]:
     import psutil
 
     rows = []
-    idle_seconds = 3.0 if quick else 30.0
+    idle_seconds = 2.0 if quick else 30.0
     with tempfile.TemporaryDirectory() as tmp, _antiphon_run(Path(tmp), "callresponse") as run:
         process, _, ready = run
         rows.append(
@@ -147,7 +147,7 @@ def idle_and_latency(quick: bool) -> list[Row]:
                 "≤ 1",
             )
         )
-    rounds = 300 if quick else 2000
+    rounds = 150 if quick else 2000
     with (
         tempfile.TemporaryDirectory() as tmp,
         _antiphon_run(Path(tmp), "polyphony", "--timescale", "1e-9") as run,
@@ -222,7 +222,7 @@ async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
 
 
 def onset_accuracy(quick: bool, seconds: float | None = None) -> list[Row]:
-    seconds = seconds or (5.0 if quick else 60.0)
+    seconds = seconds or (3.0 if quick else 60.0)
     with tempfile.TemporaryDirectory() as tmp:
         model = _model(Path(tmp))
         code = (
@@ -239,7 +239,7 @@ def onset_accuracy(quick: bool, seconds: float | None = None) -> list[Row]:
     return [
         Row(
             "engine",
-            f"onset - deadline, battle, {seconds / 60:.1f} min, {result['events']} events (ms)",
+            f"onset - deadline, battle, {_duration(seconds)}, {result['events']} events (ms)",
             f"p50 {result['p50']:.3f}  p99 {result['p99']:.3f}  max {result['max']:.3f}",
             "p99 ≤ 1",
         ),
@@ -251,6 +251,10 @@ def onset_accuracy(quick: bool, seconds: float | None = None) -> list[Row]:
             "no drift",
         ),
     ]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def main() -> None:
