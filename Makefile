@@ -31,8 +31,11 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
+# One BLAS thread, as antiphon.model sets for itself: test modules that import NumPy
+# before antiphon would otherwise get OpenBLAS worker threads, which spin and crawl
+# when the machine is busy (timed tests then take ten times longer).
 test: lint
-	$(BIN)/python -m pytest
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
 
 bench: $(VENV)/.dev
 	$(BIN)/antiphon bench --markdown bench-results.md
