@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -232,8 +233,10 @@ def onset_accuracy(quick: bool, seconds: float | None = None) -> list[Row]:
             f"result = bench._onsets({seconds}, Path({str(model)!r}))\n"
             "print(json.dumps(loop.run_until_complete(result)))"
         )
+        # one BLAS thread, as in `antiphon run` (this child imports NumPy before antiphon.model)
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
         )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return [
