@@ -9,7 +9,6 @@ its wire: bad input is dropped or repaired and reported with ``warn``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -72,16 +71,3 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
-
-
-def parse_floats(items: Sequence[Any]) -> list[float] | None:
-    """Numbers from a wire, or None if any is not a finite number."""
-    out = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int | float):
-            return None
-        value = float(item)
-        if not math.isfinite(value):
-            return None
-        out.append(value)
-    return out
