@@ -30,7 +30,7 @@ import gc
 import logging
 import math
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,6 @@ class Engine:
         )
         self.hub = EventHub()
         self.warnings = Warnings(self._publish_warning)
-        self.dropped: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._schedule: Schedule[Planned] | None = None
         self._chain: Planned | None = None
