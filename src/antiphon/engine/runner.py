@@ -45,7 +45,6 @@ async def perform(
     services: Sequence[Service] = (),
     *,
     stop: asyncio.Event | None = None,
-    started: Callable[[Engine], None] | None = None,
 ) -> int:
     """Run the engine and ``services`` until ``stop`` is set or a signal arrives."""
     loop = asyncio.get_running_loop()
@@ -66,8 +65,6 @@ async def perform(
         raise
     for line in banner(engine):
         log.info(line)
-    if started is not None:
-        started(engine)
     tasks = [loop.create_task(service(engine)) for service in services]
     for task in tasks:
         task.add_done_callback(_report_ended_service)
