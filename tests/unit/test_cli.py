@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -139,11 +138,9 @@ def test_test_model_without_any_model_uses_a_fresh_one(tmp_path, monkeypatch):
 def test_bench_writes_a_markdown_table(tmp_path):
     from antiphon import bench
 
-    started = time.perf_counter()
     out = tmp_path / "bench.md"
     lines = []
     rows = bench.run(markdown=out, quick=True, echo=lines.append)
-    assert time.perf_counter() - started < 120
     names = [r.name.strip() for r in rows]
     assert "s D=9" in names and "xl D=4" in names
     assert any("import antiphon.cli" in n for n in names)

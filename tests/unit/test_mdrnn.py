@@ -37,7 +37,7 @@ def test_fused_step_matches_textbook_lstm(size, dimension):
     model = MDRNN(weights)
     state = [(np.zeros(arch.units), np.zeros(arch.units)) for _ in range(arch.layers)]
     rng = np.random.default_rng(4)
-    for _ in range(30):
+    for _ in range(30 if arch.units <= 128 else 8):  # the float64 textbook is slow for l, xl
         event = rng.random(dimension).astype(np.float32)
         expected, state = textbook_step(weights, state, event)
         got = model.step(event)
