@@ -35,7 +35,7 @@ lint: $(VENV)/.dev
 # before antiphon would otherwise get OpenBLAS worker threads, which spin and crawl
 # when the machine is busy (timed tests then take ten times longer).
 test: lint
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
+	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev
 	$(BIN)/antiphon bench --markdown bench-results.md

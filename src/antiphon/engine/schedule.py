@@ -36,18 +36,23 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def request_realtime(priority: int = 10) -> bool:
-    """Ask the OS to run this thread (and threads it starts) before ordinary programs.
+    """Ask the OS to run the event loop's thread before ordinary programs.
 
     Audio software does this so that a busy machine (a training run, a browser) does
     not delay its wake-ups by whole time slices. It is granted to root and to users
     with an rtprio limit (``LimitRTPRIO`` in a systemd unit); otherwise nothing changes.
-    The engine never busy-waits, so it cannot starve the machine; Linux also keeps 5 %
-    of each core for ordinary programs whatever happens.
+    Only this thread gets it: threads and processes started later (the log writer,
+    file work for the web UI, a training run) begin as ordinary ones
+    (``SCHED_RESET_ON_FORK``), so heavy work can never compete with the music at its
+    priority. The engine never busy-waits, so it cannot starve the machine; Linux also
+    keeps 5 % of each core for ordinary programs whatever happens.
     """
     if not hasattr(os, "sched_setscheduler"):
         return False
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(
+            0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority)
+        )
     except (OSError, ValueError):
         return False
     return True
