@@ -50,9 +50,7 @@ def request_realtime(priority: int = 10) -> bool:
     if not hasattr(os, "sched_setscheduler"):
         return False
     try:
-        os.sched_setscheduler(
-            0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority)
-        )
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
     except (OSError, ValueError):
         return False
     return True
