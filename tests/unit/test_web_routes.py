@@ -379,3 +379,36 @@ def test_malformed_requests_get_a_4xx_not_a_500(client, method, url, kwargs):
             url += f"?csrf_token={token(client)}"
     response = getattr(client, method)(url, **kwargs)
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path):
+    headers = {"x-csrf-token": token(client)}
+    logs = client.get("/api/logs").json()
+    assert {e["name"] for e in logs} == {p.name for p in workspace.logs.iterdir()}
+    assert all(e["size"] > 0 and "mtime" in e for e in logs)
+    model = files.save(
+        tmp_path / "api.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 2)),
+    )
+    created = client.post(
+        "/api/models", headers=headers, files={"file": ("api.safetensors", model.read_bytes())}
+    )
+    assert created.status_code == 201 and created.json()["dimension"] == 9
+    refused = client.post("/api/models", files={"file": ("x.safetensors", model.read_bytes())})
+    assert refused.status_code == 403
+    used = client.post("/api/models/use", headers=headers, json={"name": "api.safetensors"})
+    assert used.status_code == 200 and "api.safetensors" in used.json()["flash"]
+    assert 'file = "models/api.safetensors"' in client.get("/api/config").text
+    bad = client.put("/api/config", headers=headers, content="[model]\ndimension = 0\n")
+    assert bad.status_code == 422 and "model.dimension" in bad.json()["error"]
+    good = client.put("/api/config", headers=headers, content="[model]\ndimension = 4\n")
+    assert good.status_code == 200
+    assert config_schema.load(workspace.config_path).model.dimension == 4
+
+
+def test_health_check_answers_without_a_login(workspace):
+    path = workspace.config_path
+    path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "p"'))
+    with TestClient(create_app(workspace)) as c:
+        assert c.get("/healthz").json() == {"ok": True, "playing": False}
+        assert c.get("/api/logs").status_code == 401

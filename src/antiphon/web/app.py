@@ -32,7 +32,12 @@ from antiphon.workspace import Workspace
 STATIC = Path(__file__).with_name("static")
 SECRET_NAME = ".antiphon-web-secret"
 
-UPLOAD_LIMITS = {"/models": 64 * MB, "/datasets": 256 * MB}
+UPLOAD_LIMITS = {
+    "/models": 64 * MB,
+    "/api/models": 64 * MB,
+    "/datasets": 256 * MB,
+    "/api/datasets": 256 * MB,
+}
 DEFAULT_LIMIT = 1 * MB
 
 

@@ -203,7 +203,7 @@ class BodyLimitMiddleware:
 class LoginMiddleware:
     """With a password configured, everything but the login page needs a session."""
 
-    OPEN_PATHS = ("/login", "/static/", "/favicon.ico")
+    OPEN_PATHS = ("/login", "/static/", "/healthz")
 
     def __init__(self, app: ASGIApp, password: Callable[[], str | None]) -> None:
         self.app = app

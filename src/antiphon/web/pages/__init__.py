@@ -2,9 +2,10 @@
 
 from starlette.routing import BaseRoute
 
-from antiphon.web.pages import auth, config, dashboard, datasets, logs, models
+from antiphon.web.pages import api, auth, config, dashboard, datasets, logs, models
 
 ROUTES: list[BaseRoute] = [
+    *api.routes,
     *auth.routes,
     *dashboard.routes,
     *logs.routes,

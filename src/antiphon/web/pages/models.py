@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 from starlette.datastructures import UploadFile
@@ -34,7 +35,12 @@ async def index(request: Request) -> Response:
 
 
 async def upload(request: Request) -> Response:
-    web = state(request)
+    name, arch = await receive(state(request), request)
+    return back("/models", flash=f"Uploaded {name}: {arch.describe()}.")
+
+
+async def receive(web: WebState, request: Request) -> tuple[str, Any]:
+    """Keep the model uploaded in ``request`` if it is valid; (name, architecture)."""
     form = await request.form()
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
@@ -53,12 +59,12 @@ async def upload(request: Request) -> Response:
     staging = target.with_name(f".upload-{secrets.token_hex(4)}{target.suffix}")
     await save_upload(file, staging)
     try:
-        info = await in_thread(listing.describe_model, staging)
+        _, arch, _ = await in_thread(listing.describe_model, staging)
     except AntiphonError as exc:
         staging.unlink(missing_ok=True)
         raise Refused(f"{name} was not kept: {str(exc).replace(str(staging), name)}") from None
     staging.rename(target)
-    return back("/models", flash=f"Uploaded {name}: {info[1].describe()}.")
+    return name, arch
 
 
 async def download(request: Request) -> Response:
@@ -92,9 +98,14 @@ async def delete(request: Request) -> Response:
 
 async def use(request: Request) -> Response:
     """Make config.toml play this model and reload the engine without restarting."""
-    web = state(request)
     form = await request.form()
-    path = existing(web.workspace.models, str(form.get("name", "")), "model")
+    outcome = await use_model(state(request), str(form.get("name", "")))
+    return back("/models", **outcome)
+
+
+async def use_model(web: WebState, name: str) -> dict[str, str]:
+    """Point config.toml at ``name`` (checked first) and reload; the outcome message."""
+    path = existing(web.workspace.models, name, "model")
     info = await in_thread(listing.model_info, path)
     if info.problem:
         raise Refused(f"{path.name} cannot be played: {info.problem}")
@@ -112,8 +123,7 @@ async def use(request: Request) -> Response:
     await in_thread(
         edit_config, web.workspace.config_path, lambda doc: _set_model_file(doc, relative)
     )
-    message = f"config.toml now plays {path.name}."
-    return back("/models", **await apply(web, message))
+    return await apply(web, f"config.toml now plays {path.name}.")
 
 
 def _set_model_file(doc: tomlkit.TOMLDocument, relative: str) -> None:
