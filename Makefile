@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints.txt
 WORKSPACE ?= workspace
 
-.PHONY: run test lint bench models clean
+.PHONY: run test lint bench bench-long models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint
 
 bench: $(VENV)/.dev
 	$(BIN)/antiphon bench --markdown bench-results.md
+
+# The engine's full measurements: 30 s of idle CPU and a 10-minute performance.
+bench-long: $(VENV)/.dev
+	$(BIN)/python -m antiphon.engine.bench --long
 
 models: $(VENV)/.dev
 	$(BIN)/python -m antiphon.data.default_models

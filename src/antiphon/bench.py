@@ -134,7 +134,14 @@ def model_loading(quick: bool) -> list[Row]:
     ]
 
 
-SECTIONS: list[Callable[[bool], list[Row]]] = [prediction_latency, startup, model_loading]
+def engine(quick: bool) -> list[Row]:
+    """`antiphon run` itself: start-up, idle CPU, OSC latency, memory, onset timing."""
+    from antiphon.engine import bench as engine_bench
+
+    return engine_bench.idle_and_latency(quick) + engine_bench.onset_accuracy(quick)
+
+
+SECTIONS: list[Callable[[bool], list[Row]]] = [prediction_latency, startup, model_loading, engine]
 
 
 def run(

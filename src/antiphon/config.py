@@ -14,7 +14,9 @@ validation framework: it must load in milliseconds on a Raspberry Pi Zero, where
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
+import socket
 import tomllib
 import types
 import typing
@@ -192,8 +194,12 @@ class Config:
 _IGNORED_TOP_LEVEL = {"name"}  # free text some IMPSY configs use in place of `owner`
 
 
-def load(path: str | Path) -> Config:
-    """Read and check a config file; raises ConfigError with one clear message."""
+def load(path: str | Path, *, dimension: int | None = None) -> Config:
+    """Read and check a config file; raises ConfigError with one clear message.
+
+    ``dimension`` replaces ``model.dimension`` before anything is checked against it
+    (``antiphon run --dimension``).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -203,10 +209,10 @@ def load(path: str | Path) -> Config:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
-    return parse(text, path)
+    return parse(text, path, dimension=dimension)
 
 
-def parse(text: str, path: Path | None = None) -> Config:
+def parse(text: str, path: Path | None = None, *, dimension: int | None = None) -> Config:
     """Check config text; ``path`` names the file in messages and anchors relative paths."""
     where = str(path) if path else "config"
     try:
@@ -218,13 +224,19 @@ def parse(text: str, path: Path | None = None) -> Config:
         warnings.append(f"{where}: key '{key}' is not used by antiphon (ignored)")
         del data[key]
     config = _build(Config, data, "", where, warnings)
+    if dimension is not None:
+        config.model.dimension = dimension
     config.path = path
     config.warnings = warnings
-    _check_mappings(config, where)
+    check_mappings(config)
+    _repair(config, where)
     return config
 
 
-def _check_mappings(config: Config, where: str) -> None:
+def check_mappings(config: Config) -> None:
+    """Raise ConfigError unless every mapping list has one entry per control, so a
+    mismatch stops antiphon at start rather than in the middle of a performance."""
+    where = str(config.path) if config.path else "config"
     controls = config.model.dimension - 1
     lists: list[tuple[str, list[MidiMapping] | None]] = []
     if config.midi:
@@ -241,6 +253,74 @@ def _check_mappings(config: Config, where: str) -> None:
                 f"{config.model.dimension} means {controls} controls; give exactly one "
                 f"mapping per control (or change model.dimension)"
             )
+
+
+# -- working defaults for what IMPSY crashes on ----------------------------------------
+
+
+def _repair(config: Config, where: str) -> None:
+    """Replace values IMPSY accepts but cannot work with by working ones, warning for each."""
+    warn = config.warnings.append
+    controls = config.model.dimension - 1
+    if config.osc and config.osc.client_ip in ("0.0.0.0", "::", ""):
+        warn(
+            f"{where}: osc.client_ip = {config.osc.client_ip!r} is not an address to send "
+            "to on every system; sending to 127.0.0.1 (this machine) instead"
+        )
+        config.osc.client_ip = "127.0.0.1"
+    for section in ("osc", "websocket"):
+        table = getattr(config, section)
+        if table and not is_local_address(table.server_ip):
+            warn(
+                f"{where}: {section}.server_ip = {table.server_ip!r} is not an address of this "
+                "machine; listening on every interface (0.0.0.0) instead"
+            )
+            table.server_ip = "0.0.0.0"
+    if not is_local_address(config.webui.host):
+        warn(
+            f"{where}: webui.host = {config.webui.host!r} is not an address of this machine; "
+            "using 127.0.0.1"
+        )
+        config.webui.host = "127.0.0.1"
+    for section in ("websocket", "serialmidi"):
+        table = getattr(config, section)
+        for direction in ("input", "output"):
+            if table and getattr(table, direction) is None:
+                setattr(table, direction, _default_mappings(controls))
+                warn(
+                    f"{where}: [{section}] has no {direction} mapping; using control changes "
+                    f"1-{controls} on MIDI channel 1"
+                )
+    if config.midi:
+        for direction, devices in (
+            ("input", config.midi.in_device),
+            ("output", config.midi.out_device),
+        ):
+            mappings = getattr(config.midi, direction)
+            for device in devices:
+                if device not in mappings:
+                    mappings[device] = _default_mappings(controls)
+                    warn(
+                        f"{where}: midi.{direction}.{device!r} is missing; using control "
+                        f"changes 1-{controls} on MIDI channel 1 for that port"
+                    )
+
+
+def _default_mappings(controls: int) -> list[MidiMapping]:
+    """What a MIDI-like section without a mapping uses: CC1, CC2, ... on channel 1."""
+    return [MidiMapping("control_change", 1, (i % 127) + 1) for i in range(controls)]
+
+
+def is_local_address(host: str) -> bool:
+    """Whether this machine can listen on ``host`` (a name or an IP address)."""
+    if host in ("", "0.0.0.0", "::", "localhost"):
+        return True
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, 0))
+    except OSError as exc:
+        return exc.errno not in (errno.EADDRNOTAVAIL, None) and not isinstance(exc, socket.gaierror)
+    return True
 
 
 # -- the loader -----------------------------------------------------------------------

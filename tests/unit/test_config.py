@@ -96,3 +96,39 @@ def test_model_path_is_relative_to_the_config(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[model]\nfile = "models/a.safetensors"\n')
     assert config.load(path).model_path == tmp_path / "models" / "a.safetensors"
+
+
+def test_values_impsy_crashes_on_get_working_defaults_with_warnings():
+    text = (
+        "[model]\ndimension = 4\n"
+        '[osc]\nclient_ip = "0.0.0.0"\nserver_ip = "192.0.2.1"\n'
+        '[websocket]\nserver_ip = "192.168.0.81"\n'
+        '[midi]\nin_device = ["X-TOUCH"]\nout_device = ["Volca"]\n'
+        'output."Volca" = [["note_on", 1], ["note_on", 2], ["note_on", 3]]\n'
+    )
+    loaded = config.parse(text)
+    warnings = " | ".join(loaded.warnings)
+    assert loaded.osc.client_ip == "127.0.0.1" and "client_ip = '0.0.0.0'" in warnings
+    assert loaded.osc.server_ip == "0.0.0.0" and "'192.0.2.1' is not an address" in warnings
+    assert loaded.websocket.server_ip == "0.0.0.0"
+    assert loaded.websocket.input == [MidiMapping("control_change", 1, i) for i in (1, 2, 3)]
+    assert "[websocket] has no input mapping" in warnings
+    assert loaded.midi.input["X-TOUCH"][2] == MidiMapping("control_change", 1, 3)
+    assert "midi.input.'X-TOUCH' is missing" in warnings
+
+
+def test_local_addresses():
+    assert config.is_local_address("127.0.0.1") and config.is_local_address("0.0.0.0")
+    assert config.is_local_address("localhost")
+    assert not config.is_local_address("192.0.2.1")  # TEST-NET-1: never this machine
+    assert not config.is_local_address("no-such-host.invalid")
+
+
+def test_a_dimension_override_is_checked_against_the_mappings(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[model]\ndimension = 3\n[websocket]\ninput = [["note_on", 1], ["note_on", 2]]\n'
+    )
+    assert config.load(path).model.dimension == 3
+    with pytest.raises(ConfigError, match="2 mappings but model.dimension = 5"):
+        config.load(path, dimension=5)

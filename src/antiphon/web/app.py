@@ -86,8 +86,10 @@ def state(request: Request) -> WebState:
     return request.app.state.web
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page from templates/, with what every page needs."""
+def render(
+    request: Request, template: str, code: int = 200, /, **context: Any
+) -> HTMLResponse:
+    """A page from templates/ (HTTP status ``code``), with what every page needs."""
     web = state(request)
     page = _templates.get_template(template).render(
         request=request,
@@ -101,7 +103,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         error=request.query_params.get("error"),
         **context,
     )
-    return HTMLResponse(page, status)
+    return HTMLResponse(page, code)
 
 
 def _limit_for(path: str) -> int:

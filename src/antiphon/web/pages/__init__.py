@@ -2,12 +2,24 @@
 
 from starlette.routing import BaseRoute
 
-from antiphon.web.pages import api, auth, config, dashboard, datasets, logs, models
+from antiphon.web.pages import (
+    api,
+    auth,
+    config,
+    control,
+    dashboard,
+    datasets,
+    live,
+    logs,
+    models,
+)
 
 ROUTES: list[BaseRoute] = [
     *api.routes,
     *auth.routes,
     *dashboard.routes,
+    *live.routes,
+    *control.routes,
     *logs.routes,
     *datasets.routes,
     *models.routes,

@@ -101,8 +101,180 @@ function wireRefresh() {
   }, 2000);
 }
 
+// ---- commands (the control page) -------------------------------------------
+
+async function sendCommand(address, args = []) {
+  const response = await fetch("/api/command", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-csrf-token": csrfToken() },
+    body: JSON.stringify({ address, args }),
+  });
+  const body = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function logScale(el) {
+  const low = Number(el.dataset.low), high = Number(el.dataset.high);
+  return {
+    toValue: (x) => low * Math.pow(high / low, x / 1000),
+    toSlider: (v) => (1000 * Math.log(Math.min(Math.max(v, low), high) / low)) / Math.log(high / low),
+  };
+}
+
+function wireControl() {
+  const root = document.querySelector("[data-control]");
+  if (!root) return;
+  const result = root.querySelector("[data-control-result]");
+  const show = (text, bad = false) => {
+    result.textContent = text;
+    result.classList.toggle("bad-text", bad);
+  };
+  const reflect = (status) => {
+    root.querySelectorAll('[data-command="/impsy/mode"]').forEach((b) => b.classList.toggle("active", b.dataset.arg === status.mode));
+    const pause = root.querySelector('[data-command="/impsy/pause"]');
+    if (pause) {
+      pause.dataset.arg = status.paused ? "0" : "1";
+      pause.textContent = status.paused ? "Resume" : "Pause";
+      pause.classList.toggle("primary", status.paused);
+    }
+  };
+  root.querySelectorAll("[data-command]").forEach((button) => {
+    button.addEventListener("click", async (event) => {
+      event.preventDefault();
+      const args = button.dataset.arg === undefined ? [] : [isNaN(button.dataset.arg) ? button.dataset.arg : Number(button.dataset.arg)];
+      try {
+        const body = await sendCommand(button.dataset.command, args);
+        reflect(body.status);
+        show(body.done);
+      } catch (error) { show(error.message, true); }
+    });
+  });
+  root.querySelectorAll("[data-slider]").forEach((slider) => {
+    const scale = logScale(slider);
+    const number = root.querySelector(`[data-slider-number="${slider.dataset.slider}"]`);
+    slider.value = scale.toSlider(Number(slider.dataset.value));
+    let timer = null;
+    const send = (value) => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        try { show((await sendCommand(slider.dataset.slider, [value])).done); }
+        catch (error) { show(error.message, true); }
+      }, 120);
+    };
+    slider.addEventListener("input", () => {
+      const value = Number(scale.toValue(slider.value).toPrecision(3));
+      number.value = value;
+      send(value);
+    });
+    number.addEventListener("change", () => {
+      slider.value = scale.toSlider(Number(number.value));
+      send(Number(number.value));
+    });
+    number.form.addEventListener("submit", (event) => event.preventDefault());
+  });
+}
+
+// ---- the live page ------------------------------------------------------------
+
+function wireLive() {
+  const root = document.querySelector("[data-live-socket]");
+  if (!root) return;
+  const $ = (name) => root.querySelector(`[data-live="${name}"]`) || document.querySelector(`[data-live="${name}"]`);
+  const bars = [...$("bars").querySelectorAll(".bar")];
+  const history = { input: [], output: [] };
+  const counts = { input: [], output: [] };
+  let offset = 0;  // browser seconds minus engine seconds
+  let retry = 500;
+  const seconds = () => performance.now() / 1000;
+
+  const happen = (text, bad = false) => {
+    const log = $("log");
+    if (log.firstElementChild && log.firstElementChild.classList.contains("muted")) log.innerHTML = "";
+    const item = document.createElement("li");
+    item.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+    if (bad) item.className = "bad-text";
+    log.prepend(item);
+    while (log.children.length > 12) log.lastElementChild.remove();
+  };
+
+  const latest = { input: [], output: [] };
+  const setBars = (kind, values) => {
+    latest[kind] = values;
+    values.forEach((v, i) => {
+      if (!bars[i]) return;
+      bars[i].querySelector(kind === "input" ? ".in" : ".out").style.width = `${(v * 100).toFixed(1)}%`;
+      const show = (list) => (list[i] === undefined ? " –  " : list[i].toFixed(2));
+      bars[i].querySelector(".value").textContent = `${show(latest.input)} → ${show(latest.output)}`;
+    });
+  };
+
+  const handle = (event) => {
+    const t = event.time + offset;
+    if (event.kind === "input" || event.kind === "output") {
+      history[event.kind].push([t, event.values]);
+      counts[event.kind].push(t);
+      setBars(event.kind, event.values);
+    } else if (event.kind === "mode") {
+      $("mode").textContent = event.mode;
+      happen(`mode ${event.mode}`);
+    } else if (event.kind === "pause") {
+      $("paused").textContent = event.paused ? " (paused)" : "";
+      happen(event.paused ? "paused" : "resumed");
+    } else if (event.kind === "warning") {
+      happen(event.message, true);
+    } else if (event.kind === "reload") {
+      happen(event.ok ? `reloaded: ${event.model}` : `reload failed: ${event.error}`, !event.ok);
+    } else if (event.kind === "stop") {
+      happen("antiphon stopped");
+    } else {
+      happen(`${event.kind} ${Object.entries(event).filter(([k]) => !["kind", "time"].includes(k)).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+    }
+  };
+
+  const connect = () => {
+    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${root.dataset.liveSocket}`);
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      if (data.now !== undefined) offset = seconds() - data.now;
+      if (data.type === "hello") {
+        retry = 500;
+        $("rates").textContent = "connected";
+      } else if (data.type === "events") {
+        data.events.forEach(handle);
+      }
+    };
+    socket.onclose = () => {
+      $("rates").textContent = "reconnecting…";
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 8000);
+    };
+  };
+
+  const draw = () => {
+    const now = seconds();
+    for (const kind of ["input", "output"]) {
+      const list = history[kind];
+      while (list.length && list[0][0] < now - 10.5) list.shift();
+      while (counts[kind].length && counts[kind][0] < now - 1) counts[kind].shift();
+      const canvas = $(kind === "input" ? "plot-in" : "plot-out");
+      const t = list.map((e) => e[0]);
+      const series = bars.map((_, k) => list.map((e) => e[1][k]));
+      drawPlot(canvas, t, series, { t0: now - 10, t1: now, relative: true, dots: kind === "output" ? t.map(() => true) : null });
+    }
+    if ($("rates").textContent !== "reconnecting…" && $("rates").textContent !== "connecting…") {
+      $("rates").textContent = `${counts.input.length} in · ${counts.output.length} out per second`;
+    }
+    requestAnimationFrame(draw);
+  };
+  connect();
+  requestAnimationFrame(draw);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   wireSelectAll();
   wireRefresh();
+  wireControl();
+  wireLive();
   loadPlots();
 });

@@ -1,0 +1,111 @@
+"""`antiphon run`: play. Builds the engine and its channels, then runs the services."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+MODES = ("callresponse", "polyphony", "battle", "useronly")  # antiphon.config.MODES, unimported
+
+
+class _Messages(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return prefix + record.getMessage()
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Messages())
+    logger = logging.getLogger("antiphon")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+@click.command()
+@click.argument("model_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The config to play [default: ./config.toml, else a new workspace's defaults].",
+)
+@click.option("--mode", type=click.Choice(MODES), help="Who plays when.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0),
+    help="Seconds of silence before the model answers (callresponse).",
+)
+@click.option(
+    "--input-thru/--no-input-thru", default=None, help="Also send what you play to the outputs."
+)
+@click.option(
+    "--sigma-temp", "sigmatemp", type=click.FloatRange(min=0), help="Randomness of each value."
+)
+@click.option(
+    "--pi-temp",
+    "pitemp",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Randomness of which gesture comes next.",
+)
+@click.option(
+    "--timescale",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stretch the model's timing (2 = half speed).",
+)
+@click.option("--verbose/--quiet", default=None, help="Print every input and output.")
+@click.option(
+    "--log-predictions/--no-log-predictions", default=None, help="Also log what the model plays."
+)
+@click.option(
+    "--logdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where logs go [default: logs/ beside the config].",
+)
+@click.option("--dimension", type=click.IntRange(min=2), help="Number of controls + 1.")
+@click.option("--seed", type=int, help="Seed the model's sampling for a repeatable performance.")
+@click.option("--web/--no-web", default=True, help="Serve the web UI [default: on].")
+@click.option("--web-host", help="Where the web UI listens [default: [webui].host].")
+@click.option(
+    "--web-port", type=click.IntRange(1, 65535), help="The web UI's port [default: [webui].port]."
+)
+def run(
+    model_file: Path | None,
+    config_file: Path | None,
+    web: bool,
+    web_host: str | None,
+    web_port: int | None,
+    **options: object,
+) -> None:
+    """Play: listen on every configured channel and answer with the model.
+
+    MODEL_FILE (an antiphon .safetensors or an IMPSY .h5/.keras/.tflite file) replaces
+    the configured model; without either, the bundled default model for the
+    configured dimension plays. SIGINT (Ctrl-C) and SIGTERM stop cleanly.
+    """
+    from antiphon.engine.runner import print_events
+    from antiphon.engine.runner import run as run_engine
+    from antiphon.engine.setup import Overrides, prepare
+
+    _setup_logging()
+    if config_file is None and Path("config.toml").is_file():
+        config_file = Path("config.toml")
+    setup = prepare(config_file, Overrides(**options), model_file)  # type: ignore[arg-type]
+    services = [print_events] if setup.config.verbose else []
+    if web:
+        from antiphon.web.serve import web_service
+        from antiphon.workspace import Workspace
+
+        webui = setup.config.webui
+        workspace = Workspace(setup.config_path.parent if setup.config_path else Path.cwd())
+        services.append(web_service(workspace, web_host or webui.host, web_port or webui.port))
+    code = run_engine(setup, services)
+    sys.exit(code)
+
+
+COMMANDS = [run]

@@ -1,0 +1,44 @@
+"""Raw MIDI bytes on a serial port (31250 baud), e.g. a Raspberry Pi's GPIO UART
+wired to a synth's DIN socket. Mapped like MIDI; its own ``[serialmidi].port``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mido
+
+from antiphon.config import SerialMIDIConfig
+from antiphon.io.mapping import Decoder, Encoder, describe, label
+from antiphon.io.serial import SerialDevice
+
+
+class SerialMIDIChannel(SerialDevice):
+    name = "serialmidi"
+
+    def __init__(self, config: SerialMIDIConfig) -> None:
+        super().__init__(config.port, config.baudrate)
+        self._decoder = Decoder(config.input or [])
+        self._encoder = Encoder(config.output or [])
+        self.input_labels = [label(m) for m in self._decoder.mappings]
+        self.output_labels = [label(m) for m in self._encoder.mappings]
+        self._parser = mido.Parser()
+
+    def _opened(self) -> None:
+        self._parser = mido.Parser()  # a half-received message is lost with the old link
+
+    def _received(self, data: bytes) -> None:
+        assert self._inputs is not None
+        self._parser.feed(data)
+        for message in self._parser:
+            updates = self._decoder.decode(message)
+            if updates:
+                self._inputs.on_controls(self.name, updates, describe(message))
+
+    def send(self, values: Sequence[float]) -> None:
+        self.write(b"".join(bytes(m.bytes()) for m in self._encoder.encode(values)))
+
+    def describe(self, values: Sequence[float]) -> str:
+        return self._encoder.describe(values)
+
+    def _goodbye(self) -> None:
+        self.write(b"".join(bytes(m.bytes()) for m in self._encoder.note_offs()))

@@ -1,0 +1,157 @@
+"""Real peers for the engine's tests: UDP OSC endpoints, configs on free ports, models."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pythonosc.osc_packet import OscPacket
+
+from antiphon.engine.engine import Engine
+from antiphon.engine.schedule import new_event_loop
+from antiphon.engine.setup import Overrides, Setup, prepare
+from antiphon.io.osc import message
+from antiphon.model import files
+from antiphon.model.mdrnn import Weights
+from antiphon.model.presets import Architecture
+
+T = TypeVar("T")
+
+
+def play(scenario: Awaitable[T]) -> T:
+    """Run a test scenario on the same kind of loop `antiphon run` uses."""
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(scenario, 60))
+    finally:
+        loop.close()
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_file(directory: Path, dimension: int = 4, size: str = "xs", seed: int = 0) -> Path:
+    path = directory / f"model-dim{dimension}-{size}-{seed}.safetensors"
+    if not path.exists():
+        weights = Weights.random(Architecture.from_size(dimension, size), seed)
+        files.save(path, files.ModelFile(weights))
+    return path
+
+
+class Ports:
+    """Free ports for everything an engine listens on or sends to."""
+
+    def __init__(self) -> None:
+        self.server = free_port()
+        self.client = free_port()
+        self.monitor = free_port()
+        self.command = free_port()
+
+    def toml(self) -> str:
+        return (
+            f'[osc]\nserver_ip = "127.0.0.1"\nserver_port = {self.server}\n'
+            f'client_ip = "127.0.0.1"\nclient_port = {self.client}\n'
+            f"[webui]\nmonitor_port = {self.monitor}\ncommand_port = {self.command}\n"
+        )
+
+
+def write_config(
+    directory: Path,
+    ports: Ports,
+    *,
+    mode: str = "callresponse",
+    dimension: int = 4,
+    model: Path | None = None,
+    extra: str = "",
+    top: str = "",
+    threshold: float = 0.1,
+    timescale: float = 1.0,
+    input_thru: bool = False,
+) -> Path:
+    path = directory / "config.toml"
+    model_line = f'file = "{model}"\n' if model else ""
+    path.write_text(
+        f"verbose = false\nlog_input = true\nlog_predictions = true\n{top}\n"
+        f'[interaction]\nmode = "{mode}"\nthreshold = {threshold}\n'
+        f"input_thru = {'true' if input_thru else 'false'}\n"
+        f"[model]\ndimension = {dimension}\n{model_line}timescale = {timescale}\n"
+        f"{ports.toml()}{extra}",
+        encoding="utf-8",
+    )
+    return path
+
+
+class OSCPeer(asyncio.DatagramProtocol):
+    """A UDP socket that records every OSC message it receives, with arrival time."""
+
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[tuple[float, str, list[Any]]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    @classmethod
+    async def listen(cls, port: int = 0) -> OSCPeer:
+        loop = asyncio.get_running_loop()
+        _, peer = await loop.create_datagram_endpoint(cls, local_addr=("127.0.0.1", port))
+        return peer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        now = asyncio.get_running_loop().time()
+        for timed in OscPacket(data).messages:
+            self.messages.put_nowait((now, timed.message.address, list(timed.message.params)))
+
+    def send(self, port: int, address: str, *args: Any) -> None:
+        assert self.transport is not None
+        self.transport.sendto(message(address, args), ("127.0.0.1", port))
+
+    def send_raw(self, port: int, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, ("127.0.0.1", port))
+
+    async def next(self, timeout: float = 2.0) -> tuple[float, str, list[Any]]:
+        return await asyncio.wait_for(self.messages.get(), timeout)
+
+    async def collect(self, seconds: float) -> list[tuple[float, str, list[Any]]]:
+        await asyncio.sleep(seconds)
+        return self.drain()
+
+    def drain(self) -> list[tuple[float, str, list[Any]]]:
+        out = []
+        while not self.messages.empty():
+            out.append(self.messages.get_nowait())
+        return out
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: Path | None, overrides: Overrides | None = None, model: Path | None = None
+) -> AsyncIterator[Engine]:
+    setup: Setup = prepare(config, overrides or Overrides(), model)
+    engine = Engine(setup)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Wait (on the loop, in small sleeps: this is a test) until ``condition()`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,357 @@
+"""The engine with real UDP peers on 127.0.0.1: modes, commands, reload, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+
+import pytest
+from peers import OSCPeer, Ports, model_file, play, running, until, write_config
+
+from antiphon.config import ConfigError
+from antiphon.data.logs import read_log
+from antiphon.engine import engine as engine_module
+from antiphon.engine.setup import Overrides
+from antiphon.errors import AntiphonError
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def impsy(messages):
+    return [m for m in messages if m[1] == "/impsy"]
+
+
+def test_callresponse_listens_while_the_performer_plays_then_answers(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=0.3)
+        async with running(config, Overrides(seed=1)) as engine:
+            assert await synth.collect(0.4) == []  # nobody has played: the model waits
+            for i in range(8):
+                performer.send(ports.server, "/interface", i / 8, 0.5, 0.9)
+                await asyncio.sleep(0.05)
+            last_input = now() - 0.05
+            assert synth.drain() == []  # it listened while the performer played
+            first = await synth.next(2.0)
+            assert first[0] - last_input >= 0.3 - 0.01  # it answered after the threshold
+            more = await synth.collect(0.4)
+            assert len(more) >= 3  # and continued on its own
+            performer.send(ports.server, "/interface", 0.2, 0.2, 0.2)
+            await asyncio.sleep(0.02)
+            synth.drain()  # what was already on the wire
+            assert await synth.collect(0.2) == []  # the performer plays: the model listens
+            assert await synth.next(1.0)  # and answers again after the next silence
+            assert engine.inputs == 9
+
+    play(scenario())
+
+
+def test_polyphony_answers_each_event_once(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        async with running(config, Overrides(seed=2)) as engine:
+            assert await synth.collect(0.3) == []
+            for i in range(20):
+                performer.send(ports.server, "/interface", i / 20, 1 - i / 20, 0.5)
+                await asyncio.sleep(0.02)
+            heard = impsy(await synth.collect(0.5))
+            assert len(heard) == 20 and engine.outputs == 20
+            assert all(len(m[2]) == 3 and all(0 <= v <= 1 for v in m[2]) for m in heard)
+
+    play(scenario())
+
+
+def test_battle_plays_from_the_start_and_is_not_steered_by_the_performer(tmp_path):
+    async def outputs(with_performer: bool) -> list[list[float]]:
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        async with running(config, Overrides(seed=3, timescale=2)) as engine:
+            heard = []
+            while len(heard) < 30:
+                heard.append((await synth.next(2.0))[2])
+                if with_performer:
+                    performer.send(ports.server, "/interface", 0.9, 0.1, 0.9)
+            assert engine.inputs == (29 if with_performer else 0) or with_performer
+        return heard
+
+    alone = play(outputs(False))
+    steered = play(outputs(True))
+    assert len(alone) == 30
+    assert alone == steered  # same seed, same performance: the performer did not steer it
+
+
+def test_useronly_logs_and_passes_through_but_never_plays(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(
+            tmp_path, ports, mode="useronly", model=model_file(tmp_path), input_thru=True
+        )
+        async with running(config) as engine:
+            for i in range(5):
+                performer.send(ports.server, "/interface", 0.25, 0.5, i / 4)
+                await asyncio.sleep(0.03)
+            heard = impsy(await synth.collect(0.4))
+            log_path = engine.status()["log"]
+        assert [m[2][2] for m in heard] == [0.0, 0.25, 0.5, 0.75, 1.0]  # the thru, nothing else
+        log = read_log(log_path)
+        assert log.sources == ["interface"] * 5
+        assert log.values[:, 2].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+    play(scenario())
+
+
+def test_live_mode_switching_on_the_osc_port_and_the_command_port(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="useronly", model=model_file(tmp_path))
+        async with running(config, Overrides(timescale=3)) as engine:
+            assert await synth.collect(0.2) == []
+            performer.send(ports.server, "/impsy/mode", "battle")
+            assert (await synth.next(2.0))[1] == "/impsy"
+            assert engine.mode == "battle"
+            performer.send(ports.command, "/impsy/mode", "useronly")
+            await until(lambda: engine.mode == "useronly")
+            synth.drain()
+            assert await synth.collect(0.3) == []
+            performer.send(ports.command, "/impsy/mode", "polyphony")
+            await until(lambda: engine.mode == "polyphony")
+            performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)
+            assert (await synth.next(2.0))[1] == "/impsy"
+            assert await synth.collect(0.3) == []  # one answer per event
+
+    play(scenario())
+
+
+def test_commands_pause_reset_temperatures_and_timescale(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        async with running(config, Overrides(timescale=2)) as engine:
+            await synth.next(2.0)
+            performer.send(ports.server, "/impsy/pause", 1)
+            await until(lambda: engine.paused)
+            synth.drain()
+            assert await synth.collect(0.3) == []
+            performer.send(ports.command, "/impsy/pause", 0)
+            await synth.next(2.0)
+            performer.send(ports.server, "/impsy/sigmatemp", 0.5)
+            performer.send(ports.server, "/impsy/pitemp", 2.0)
+            performer.send(ports.command, "/impsy/timescale", 4.0)
+            performer.send(ports.server, "/impsy/reset")
+            await until(lambda: engine.timescale == 4.0)
+            status = engine.status()
+            assert status["sigmatemp"] == 0.5 and status["pitemp"] == 2.0
+            # the same handler answers the web UI
+            assert engine.command("/impsy/mode", "polyphony") == "mode polyphony"
+            with pytest.raises(engine_module.CommandError, match="unknown mode 'solo'"):
+                engine.command("/impsy/mode", "solo")
+            # bad commands on the wire are reported, never fatal
+            performer.send(ports.server, "/impsy/timescale", "fast")
+            performer.send(ports.server, "/impsy/jump", 1)
+            await until(lambda: len(engine.warnings.recent) >= 2)
+            text = " ".join(m for _, m in engine.warnings.recent)
+            assert "takes a number" in text and "unknown command '/impsy/jump'" in text
+
+    play(scenario())
+
+
+def test_timescale_and_absolute_deadlines(tmp_path):
+    """Each deadline is the previous deadline + dt * timescale: no drift, whatever the load."""
+
+    async def scenario():
+        ports = Ports()
+        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        async with running(config, Overrides(timescale=3, seed=4)) as engine:
+            with engine.subscribe() as events:
+                outputs = []
+                async for event in events:
+                    if event.kind == "output":
+                        outputs.append(event.detail)
+                    if len(outputs) == 40:
+                        break
+        for previous, current in itertools.pairwise(outputs):
+            interval = current["deadline"] - previous["deadline"]
+            assert interval == pytest.approx(current["dt"] * 3, abs=1e-9)
+            assert current["played"] >= current["deadline"]
+        total = outputs[-1]["deadline"] - outputs[0]["deadline"]
+        assert total == pytest.approx(sum(o["dt"] for o in outputs[1:]) * 3, abs=1e-6)
+
+    play(scenario())
+
+
+def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine_module, "MAX_INPUT_DT", 0.25)
+
+    async def scenario():
+        ports = Ports()
+        performer = await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        async with running(config) as engine:
+            heard = []
+            generate = engine.model.generate
+            engine.model.generate = lambda event: heard.append(event) or generate(event)
+            for pause in (0.0, 0.1, 0.1, 0.4):
+                await asyncio.sleep(pause)
+                performer.send(ports.server, "/interface", 0.5, 0.5, 0.5)
+            await until(lambda: len(heard) == 4)
+        dts = [event[0] for event in heard]
+        assert dts[0] == 0.0  # nothing before the first event
+        assert dts[1] == pytest.approx(0.1, abs=0.04) and dts[2] == pytest.approx(0.1, abs=0.04)
+        assert dts[3] == 0.25  # a long pause is capped
+        assert heard[1][1:] == [0.5, 0.5, 0.5]
+
+    play(scenario())
+
+
+def test_bad_input_is_dropped_or_repaired_counted_and_never_stops_the_music(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            port = ports.server
+            for _ in range(50):
+                performer.send(port, "/interface", 0.5, 0.5)  # wrong length
+            performer.send(port, "/interface", 0.5, math.nan, 0.5)
+            performer.send(port, "/interface", 0.5, math.inf, 0.5)
+            performer.send(port, "/interface", 0.5, "loud", 0.5)
+            performer.send(port, "/unknown", 1.0)
+            performer.send_raw(port, b"\x00garbage that is not OSC")
+            performer.send_raw(port, b"/interface\x00\x00,fff\x00\x00\x00\x00")  # truncated
+            await asyncio.sleep(0.2)
+            assert impsy(synth.drain()) == []
+            performer.send(port, "/interface", 5.0, -1.0, 0.5)  # clamped
+            heard = await synth.next(2.0)
+            assert heard[1] == "/impsy"
+            counts = engine.warnings.counts
+            assert counts["length osc"] == 50
+            assert counts["nan osc"] == 2 and counts["type osc"] == 1
+            assert counts["osc-malformed"] == 2 and counts["range osc"] == 1
+            assert any(k.startswith("osc-address") for k in counts)
+            lines = [m for _, m in engine.warnings.recent if "dropped an input of 2" in m]
+            assert len(lines) == 1  # 50 bad messages, one line (rate-limited)
+            assert engine.last_input == [1.0, 0.0, 0.5]
+            assert engine.inputs == 1 and engine.outputs == 1
+
+    play(scenario())
+
+
+def test_a_flood_of_input_cannot_grow_memory(tmp_path):
+    async def scenario():
+        ports = Ports()
+        _synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        async with running(config, Overrides(timescale=50)) as engine:  # answers come late
+            with engine.subscribe(maxsize=16) as slow_observer:
+                longest = 0
+                for _burst in range(40):
+                    for _ in range(100):
+                        performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)
+                    await asyncio.sleep(0.005)
+                    longest = max(longest, len(engine._schedule))
+                await asyncio.sleep(0.2)
+                assert longest <= engine_module.MAX_PENDING
+                assert engine.inputs > engine_module.MAX_PENDING
+                assert engine.warnings.counts["schedule full"] > 0
+                assert len(slow_observer.drain()) <= 16 and slow_observer.dropped > 0
+            assert engine.status()["inputs"] == engine.inputs  # still answering
+
+    play(scenario())
+
+
+def test_monitor_stream_and_prediction_log(tmp_path):
+    async def scenario():
+        ports = Ports()
+        monitor = await OSCPeer.listen(ports.monitor)
+        performer = await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        async with running(config, Overrides(timescale=0.01)) as engine:
+            for _ in range(3):
+                performer.send(ports.server, "/interface", 0.25, 0.5, 0.75)
+                await asyncio.sleep(0.05)
+            seen = await monitor.collect(0.2)
+            log_path = engine.status()["log"]
+        addresses = [m[1] for m in seen]
+        assert addresses.count("/monitor/in") == 3 and addresses.count("/monitor/out") == 3
+        assert seen[0][2] == [0.25, 0.5, 0.75]
+        log = read_log(log_path)
+        assert log.sources.count("interface") == 3 and log.sources.count("rnn") == 3
+
+    play(scenario())
+
+
+def test_reload_applies_a_new_config_and_keeps_playing_when_it_is_bad(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        model = model_file(tmp_path)
+        config = write_config(tmp_path, ports, mode="useronly", model=model)
+        async with running(config) as engine:
+            with engine.subscribe() as events:
+                write_config(tmp_path, ports, mode="battle", model=model, timescale=2)
+                performer.send(ports.server, "/impsy/reload")
+                assert (await synth.next(3.0))[1] == "/impsy"
+                assert engine.mode == "battle" and engine.timescale == 2
+                kinds = [e.kind for e in events.drain()]
+                assert "reload" in kinds
+            text = config.read_text()
+            config.write_text(text.replace('mode = "battle"', 'mode = "solo"'))
+            with pytest.raises(ConfigError, match="interaction.mode"):
+                await engine.reload()
+            synth.drain()
+            assert (await synth.next(2.0))[1] == "/impsy"  # still playing the old setup
+            assert engine.mode == "battle"
+            config.write_text(text.replace(str(model), str(tmp_path / "missing.safetensors")))
+            with pytest.raises(Exception, match="missing.safetensors"):
+                await engine.reload()
+            assert any("reload failed" in m for _, m in engine.warnings.recent)
+
+    play(scenario())
+
+
+def test_status_snapshot_for_a_dashboard(tmp_path):
+    async def scenario():
+        ports = Ports()
+        performer = await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        async with running(config, Overrides(timescale=0.01)) as engine:
+            for _ in range(5):
+                performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)
+                await asyncio.sleep(0.02)
+            await until(lambda: engine.outputs == 5)
+            status = engine.status()
+        assert status["mode"] == "polyphony" and status["dimension"] == 4
+        assert status["model"]["name"].startswith("model-dim4")
+        assert "dimension 4" in status["model"]["description"]
+        assert status["inputs_per_second"] > 0 and status["outputs_per_second"] > 0
+        assert status["last_input"]["source"] == "osc"
+        assert status["last_input"]["values"] == pytest.approx([0.1, 0.2, 0.3])
+        assert len(status["last_output"]["values"]) == 3
+        assert status["channels"][0]["name"] == "osc" and status["uptime"] > 0
+        assert status["labels"] == ["x1", "x2", "x3"]
+
+    play(scenario())
+
+
+def test_a_port_already_in_use_stops_the_start_with_a_clear_message(tmp_path):
+    async def scenario():
+        ports = Ports()
+        config = write_config(tmp_path, ports, mode="useronly")
+        async with running(config):
+            with pytest.raises(AntiphonError, match="is another antiphon or IMPSY running"):
+                async with running(config):
+                    pass
+
+    play(scenario())

@@ -1,0 +1,99 @@
+"""Every IMPSY example config starts a working engine, including those IMPSY crashes on."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from peers import OSCPeer, free_port, model_file, play
+
+from antiphon.engine.engine import Engine
+from antiphon.engine.setup import prepare
+from antiphon.model import loader
+
+
+def _free_ports(setup, tmp_path) -> None:
+    """Point every listening port at a free one and every device at a missing file."""
+    config = setup.config
+    if config.osc:
+        config.osc.server_ip, config.osc.server_port = "127.0.0.1", free_port()
+        config.osc.client_port = free_port()
+    if config.websocket:
+        config.websocket.server_ip = "127.0.0.1"
+        config.websocket.server_port = free_port(socket.SOCK_STREAM)
+    for section in ("serial", "serialmidi"):
+        if getattr(config, section):
+            getattr(config, section).port = str(tmp_path / f"no-{section}")
+    config.webui.monitor_port, config.webui.command_port = free_port(), free_port()
+    setup.log_dir = tmp_path / "logs"
+
+
+async def _start_and_play(setup) -> Engine:
+    engine = Engine(setup)
+    await engine.start()
+    try:
+        if setup.config.osc:
+            performer = await OSCPeer.listen()
+            performer.send(
+                setup.config.osc.server_port, "/interface", *[0.5] * (engine.dimension - 1)
+            )
+            await asyncio.sleep(0.05)
+            assert engine.inputs == 1
+        await asyncio.sleep(0.15)  # past the call-and-response threshold
+        assert engine.status()["mode"] in ("callresponse", "useronly")
+    finally:
+        await engine.stop()
+    return engine
+
+
+@pytest.fixture
+def bundled(tmp_path, monkeypatch):
+    """Bundled default models for dimensions 4 and 9, as the data issue ships them."""
+    folder = tmp_path / "bundled"
+    folder.mkdir()
+    for dimension in (4, 9):
+        model_file(tmp_path, dimension).rename(folder / f"default-dim{dimension}.safetensors")
+    monkeypatch.setattr(loader, "BUNDLED", folder)
+
+
+def test_every_impsy_config_starts_and_plays(impsy_dir, tmp_path, bundled):
+    paths = sorted((impsy_dir / "configs").glob("*.toml"))
+    assert len(paths) >= 16
+    warnings = {}
+    for path in paths:
+        setup = prepare(path)
+        _free_ports(setup, tmp_path)
+        engine = play(_start_and_play(setup))
+        warnings[path.name] = " | ".join(m for _, m in engine.warnings.recent)
+        if setup.config.model.dimension in (4, 9):
+            assert setup.predictor is not None, path.name  # fell back to the bundled model
+            assert setup.model_name.endswith("(bundled)")
+    # the configured IMPSY model files are not here: a clear warning, then the bundled model
+    assert "configured model cannot be played" in warnings["default.toml"]
+    assert "no such model file" in warnings["default.toml"]
+    assert "bundled default model for dimension 9" in warnings["microfreak.toml"]
+    # values IMPSY crashes on get working defaults
+    assert "client_ip = '0.0.0.0'" in warnings["roland-s-1.toml"]
+    assert (
+        "'192.168.0.81' is not an address of this machine"
+        in warnings["arturia-minilab3-analogV.toml"]
+    )
+    assert "'name' is not used" in warnings["arturia-minilab3-analogV.toml"]
+    assert "host.docker.internal" in warnings["pd-workshop-example.toml"]
+    assert "[serialmidi] is switched off" in warnings["default.toml"]
+    assert "retrying in the background" in warnings["serial-example.toml"]
+    # MIDI hardware is absent (or there is no MIDI system at all): said, not fatal
+    assert "midi:" in warnings["xtouch-to-volca-keys.toml"]
+    # dimension 17 has no bundled model: performer-only, said clearly
+    assert "no bundled model for dimension 17" in warnings["user-only-example.toml"]
+
+
+def test_tflite_needing_flex_falls_back_with_a_clear_message(impsy_dir, tmp_path, bundled):
+    tflite = impsy_dir / "models" / "musicMDRNN-dim4-layers2-units64-mixtures5-scale10.tflite"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[model]\ndimension = 4\nfile = "{tflite}"\n')
+    setup = prepare(config)
+    text = " ".join(setup.warnings)
+    assert "Flex" in text or "LiteRT" in text
+    assert setup.model_name == "default-dim4.safetensors (bundled)"

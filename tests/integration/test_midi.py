@@ -1,0 +1,184 @@
+"""MIDI through a fake mido backend (this machine has no ALSA sequencer): mapping,
+several ports, thru_matrix, feedback protection, hot-plugging, note-offs on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import mido
+import pytest
+from peers import OSCPeer, Ports, model_file, play, running, until, write_config
+
+from antiphon.engine.setup import Overrides
+from antiphon.io import midi
+
+
+class FakeOutput(mido.ports.BaseOutput):
+    def __init__(self, name: str, sent: list) -> None:
+        self.sent = sent
+        super().__init__(name)
+
+    def _send(self, message: mido.Message) -> None:
+        self.sent.append(message)
+
+
+class FakeInput:
+    def __init__(self, name: str, callback) -> None:
+        self.name, self.callback, self.closed = name, callback, False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeMIDI:
+    """Ports that can be plugged and unplugged; input arrives on another thread."""
+
+    def __init__(self, inputs: list[str], outputs: list[str]) -> None:
+        self.plugged = {*inputs, *outputs}
+        self.input_names, self.output_names = inputs, outputs
+        self.open_inputs: dict[str, FakeInput] = {}
+        self.sent: dict[str, list[mido.Message]] = {name: [] for name in outputs}
+
+    def get_input_names(self) -> list[str]:
+        return [n for n in self.input_names if n in self.plugged]
+
+    def get_output_names(self) -> list[str]:
+        return [n for n in self.output_names if n in self.plugged]
+
+    def open_input(self, name: str, callback) -> FakeInput:
+        if name not in self.plugged:
+            raise OSError(f"no port {name}")
+        self.open_inputs[name] = FakeInput(name, callback)
+        return self.open_inputs[name]
+
+    def open_output(self, name: str) -> FakeOutput:
+        if name not in self.plugged:
+            raise OSError(f"no port {name}")
+        return FakeOutput(name, self.sent[name])
+
+    def play(self, name: str, *messages: mido.Message) -> None:
+        port = self.open_inputs[name]
+        thread = threading.Thread(target=lambda: [port.callback(m) for m in messages])
+        thread.start()
+        thread.join()
+
+
+CONFIG = """
+[midi]
+in_device = ["X-TOUCH", "S-1"]
+out_device = ["Volca", "S-1"]
+feedback_protection = true
+feedback_threshold = 0.5
+input."X-TOUCH" = [["control_change", 11, 1], ["control_change", 11, 2], ["note_on", 1]]
+input."S-1" = [["note_on", 3], ["control_change", 3, 19], ["control_change", 3, 20]]
+output."Volca" = [["note_on", 1], ["control_change", 1, 42], ["control_change", 1, 43, 0, 13]]
+output."S-1" = [["note_on", 3], ["control_change", 3, 19], ["control_change", 3, 20]]
+thru_matrix."X-TOUCH" = ["S-1"]
+"""
+
+
+def cc(channel: int, control: int, value: int) -> mido.Message:
+    return mido.Message("control_change", channel=channel - 1, control=control, value=value)
+
+
+def test_midi_ports_mapping_thru_feedback_and_hotplug(tmp_path, monkeypatch):
+    fake = FakeMIDI(
+        ["X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0", "S-1:S-1 MIDI 1 24:0"],
+        ["Volca FM:Volca FM MIDI 1 28:0", "S-1:S-1 MIDI 1 24:0"],
+    )
+    fake.plugged.discard("S-1:S-1 MIDI 1 24:0")  # the S-1 is not plugged in yet
+    monkeypatch.setattr(midi, "open_backend", lambda: fake)
+    monkeypatch.setattr(midi, "WATCH_INTERVAL", 0.05)
+    ports = Ports()
+    config = write_config(
+        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
+    )
+    volca = fake.sent["Volca FM:Volca FM MIDI 1 28:0"]
+    s1 = fake.sent["S-1:S-1 MIDI 1 24:0"]
+
+    async def scenario():
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            channel = engine.channels["midi"]
+            assert "out S-1 (waiting for it)" in channel.state
+            assert engine.labels() == ["CC1 ch11", "CC2 ch11", "note ch1"]
+            xtouch = "X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0"
+            fake.play(xtouch, cc(11, 1, 127))
+            await until(lambda: engine.inputs == 1 and engine.outputs == 1)
+            assert engine.last_input == [1.0, 0.5, 0.5]  # untouched controls keep their value
+            fake.play(xtouch, cc(11, 2, 0), mido.Message("note_on", note=64, velocity=1))
+            fake.play(xtouch, mido.Message("note_on", note=10, velocity=0))  # a note-off
+            await until(lambda: engine.outputs == 3)
+            assert engine.last_input == [1.0, 0.0, 64 / 127]
+            # the Volca hears notes and CCs as mapped, one note at a time
+            assert [m.type for m in volca[:3]] == ["note_on", "control_change", "control_change"]
+            assert volca[0].velocity == 127 and volca[1].control == 42
+            assert volca[2].control == 43 and volca[2].value <= 13
+            assert [m.type for m in volca[3:5]] == ["note_off", "note_on"]
+            assert volca[3].note == volca[0].note
+            assert s1 == []  # not plugged in: nothing sent, nothing crashed
+
+            fake.plugged.add("S-1:S-1 MIDI 1 24:0")  # plug it in: found by the retry
+            await until(lambda: "(waiting" not in channel.state)
+            fake.play(xtouch, cc(11, 1, 5))
+            await until(lambda: engine.outputs == 4)
+            assert s1[0] == cc(11, 1, 5)  # thru_matrix: the raw message, at once
+            answer = s1[1:4]
+            assert [m.channel for m in answer] == [2, 2, 2]
+            # the S-1 echoes what it was sent back on its input: ignored
+            fake.play("S-1:S-1 MIDI 1 24:0", answer[1])
+            await asyncio.sleep(0.05)
+            assert channel.echoes == 1 and engine.inputs == 4
+            fake.play("S-1:S-1 MIDI 1 24:0", cc(3, 20, 127))  # a real S-1 knob
+            await until(lambda: engine.inputs == 5)
+            assert engine.status()["last_input"]["source"] == "midi S-1"
+
+            fake.plugged.discard("Volca FM:Volca FM MIDI 1 28:0")  # unplugged mid-performance
+            await until(lambda: "out Volca (waiting" in channel.state)
+            fake.play(xtouch, cc(11, 1, 6))
+            await until(lambda: engine.outputs == 5)  # the rest keeps playing
+            fake.plugged.add("Volca FM:Volca FM MIDI 1 28:0")
+            await until(lambda: "(waiting" not in channel.state, 5)
+            before = len(volca)
+            fake.play(xtouch, cc(11, 1, 7))
+            await until(lambda: len(volca) > before)
+            last_note = [m for m in s1 if m.type == "note_on"][-1].note
+        # stopping ends the sounding notes on every output
+        assert volca[-1].type == "note_off"
+        assert s1[-1] == mido.Message("note_off", channel=2, note=last_note, velocity=0)
+
+    play(scenario())
+
+
+def test_without_a_midi_system_the_other_channels_play(tmp_path, monkeypatch):
+    def no_alsa():
+        raise OSError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")
+
+    monkeypatch.setattr(midi, "open_backend", no_alsa)
+    ports = Ports()
+    config = write_config(
+        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
+    )
+
+    async def scenario():
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            assert engine.channels["midi"].state.startswith("no MIDI system")
+            messages = [m for _, m in engine.warnings.recent if m.startswith("midi:")]
+            assert len(messages) == 1 and "ALSA sequencer" in messages[0]
+            performer.send(ports.server, "/interface", 0.5, 0.5, 0.5)
+            assert (await synth.next(2.0))[1] == "/impsy"
+
+    play(scenario())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "names", "found"),
+    [
+        ("X-TOUCH", ["Midi Through:0", "X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0"], 1),
+        ("S-1", ["S-1", "S-1 MIDI 2"], 0),
+        ("Volca", ["Midi Through:0"], None),
+    ],
+)
+def test_port_names_match_exactly_or_by_part(pattern, names, found):
+    assert midi.find_port(pattern, names) == (None if found is None else names[found])

@@ -1,0 +1,180 @@
+"""Serial channels through pseudo-terminal pairs (socat) standing in for a micro:bit
+and for a synth on a MIDI UART: text and MIDI both ways, garbage, unplug and replug."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import mido
+import pytest
+from peers import Ports, model_file, play, running, until, write_config
+
+from antiphon.engine.setup import Overrides
+
+pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is missing")
+
+
+class Cable:
+    """Two linked pseudo-terminals: the engine opens ``device``, the test ``far``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.device = directory / "ttyENGINE"
+        self.far = directory / "ttyFAR"
+        self.process: subprocess.Popen | None = None
+        self.fd: int | None = None
+
+    def plug(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "socat",
+                f"pty,raw,echo=0,link={self.device}",
+                f"pty,raw,echo=0,link={self.far}",
+            ],
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while not (self.device.exists() and self.far.exists()):
+            assert time.monotonic() < deadline, "socat did not create the pty pair"
+            time.sleep(0.01)
+        self.fd = os.open(self.far, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+
+    def unplug(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
+            self.process = None
+
+    def write(self, data: bytes) -> None:
+        assert self.fd is not None
+        os.write(self.fd, data)
+
+    def available(self) -> bytes:
+        try:
+            return os.read(self.fd, 4096)
+        except BlockingIOError:
+            return b""
+
+    async def read(self, until_bytes: int, timeout: float = 3.0) -> bytes:
+        data = b""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(data) < until_bytes:
+            assert asyncio.get_running_loop().time() < deadline, f"only got {data!r}"
+            try:
+                data += os.read(self.fd, 4096)
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        return data
+
+
+@pytest.fixture
+def cable(tmp_path):
+    cable = Cable(tmp_path)
+    cable.plug()
+    yield cable
+    cable.unplug()
+
+
+def test_serial_text_both_ways_with_garbage_and_a_replugged_device(tmp_path, cable):
+    ports = Ports()
+    extra = f'[serial]\nport = "{cable.device}"\nbaudrate = 115200\n'
+    config = write_config(
+        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=extra
+    )
+
+    async def scenario():
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            with engine.subscribe() as events:
+                cable.write(b"0.1,0.2,0.3\r\n")
+                cable.write(b"0.4,0.")  # a partial line ...
+                await asyncio.sleep(0.05)
+                cable.write(b"5,0.6\n")  # ... completed later
+                cable.write(b"\xff\xfe\x00junk\n1,2\n0.5,abc,0.1\n7,0.5,-3\n")
+                await until(lambda: engine.inputs == 3)
+                inputs = [e.values for e in events.drain() if e.kind == "input"]
+            assert inputs[0] == pytest.approx((0.1, 0.2, 0.3))
+            assert inputs[1] == pytest.approx((0.4, 0.5, 0.6))
+            assert inputs[2] == (1.0, 0.5, 0.0)  # out of range: clamped
+            counts = engine.warnings.counts
+            assert counts["serial-garbage"] == 2 and counts["length serial"] == 1
+            assert counts["range serial"] == 1
+            lines = (await cable.read(3 * 21)).decode().splitlines()
+            assert len(lines) == 3
+            for line in lines:
+                values = line.split(",")
+                assert len(values) == 3 and all(len(v.split(".")[1]) == 4 for v in values)
+
+            cable.unplug()  # the micro:bit is pulled out
+            await until(lambda: "waiting for" in engine.channels["serial"].state)
+            assert "lost it" in engine.channels["serial"].state
+            cable.plug()  # and plugged in again
+            await until(lambda: engine.channels["serial"].state.startswith("open"), 5)
+            cable.write(b"0.9,0.9,0.9\n")
+            await until(lambda: engine.inputs == 4)
+            assert engine.last_input == pytest.approx([0.9, 0.9, 0.9])
+
+    play(scenario())
+
+
+def test_serial_device_missing_at_start_is_waited_for(tmp_path):
+    ports = Ports()
+    cable = Cable(tmp_path)
+    extra = f'[serial]\nport = "{cable.device}"\n'
+    config = write_config(tmp_path, ports, mode="useronly", extra=extra)
+
+    async def scenario():
+        async with running(config) as engine:
+            assert "waiting for" in engine.channels["serial"].state
+            assert any("retrying in the background" in m for _, m in engine.warnings.recent)
+            cable.plug()
+            try:
+                await until(lambda: engine.channels["serial"].state.startswith("open"), 5)
+                cable.write(b"0.5,0.5,0.5\n")
+                await until(lambda: engine.inputs == 1)
+            finally:
+                cable.unplug()
+
+    play(scenario())
+
+
+def test_serial_midi_bytes_both_ways_and_note_off_on_stop(tmp_path, cable):
+    ports = Ports()
+    extra = (
+        f'[serialmidi]\nport = "{cable.device}"\n'
+        'input = [["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 7]]\n'
+        'output = [["note_on", 3], ["control_change", 3, 42], ["control_change", 3, 43, 0, 13]]\n'
+    )
+    config = write_config(
+        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=extra
+    )
+
+    async def scenario():
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            assert engine.labels() == ["note ch1", "CC42 ch1", "CC7 ch2"]
+            note = mido.Message("note_on", channel=0, note=127, velocity=90).bytes()
+            cc = mido.Message("control_change", channel=1, control=7, value=0).bytes()
+            cable.write(bytes([0x12, 0x34]) + bytes(note) + bytes(cc))  # stray data bytes first
+            await until(lambda: engine.inputs == 2)
+            assert engine.last_input == [1.0, 0.5, 0.0]
+            first = await cable.read(9)  # one answer: note_on and two CCs
+        await asyncio.sleep(0.1)
+        parser = mido.Parser()
+        parser.feed(first + cable.available())
+        sent = list(parser)
+        assert [m.type for m in sent[:3]] == ["note_on", "control_change", "control_change"]
+        assert all(m.channel == 2 for m in sent)
+        assert sent[0].velocity == 127
+        assert sent[2].value <= 13  # ranged CC
+        # monophonic: each new note ends the previous one; stopping ends the last one
+        notes = [m for m in sent if m.type in ("note_on", "note_off")]
+        assert [m.type for m in notes] == ["note_on", "note_off"] * (len(notes) // 2)
+        assert all(off.note == on.note for on, off in zip(notes[::2], notes[1::2], strict=True))
+
+    play(scenario())

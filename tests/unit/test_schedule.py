@@ -1,0 +1,120 @@
+"""Absolute deadlines, a bounded schedule, and the warnings and event stream."""
+
+import asyncio
+
+import pytest
+
+from antiphon.engine.events import EngineEvent, EventHub, Warnings
+from antiphon.engine.schedule import Schedule, new_event_loop
+
+
+def run(coroutine):
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def test_items_play_in_deadline_order_at_their_deadline():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        played = []
+        done = asyncio.Event()
+
+        def play(deadline, item):
+            played.append((item, loop.time() - deadline))
+            if len(played) == 3:
+                done.set()
+
+        schedule = Schedule(loop, play)
+        start = loop.time()
+        schedule.push(start + 0.06, "c")
+        schedule.push(start + 0.02, "a")
+        removed = object()
+        schedule.push(start + 0.01, removed)
+        schedule.push(start + 0.04, "b")
+        schedule.remove(removed)
+        await asyncio.wait_for(done.wait(), 2)
+        return played
+
+    played = run(scenario())
+    assert [item for item, _ in played] == ["a", "b", "c"]
+    assert all(0 <= late < 0.05 for _, late in played)  # on time (loose: a shared machine)
+
+
+def test_a_full_schedule_refuses_instead_of_growing():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        schedule = Schedule(loop, lambda d, i: None, capacity=3)
+        accepted = [schedule.push(loop.time() + 10, i) for i in range(5)]
+        assert accepted == [True, True, True, False, False] and len(schedule) == 3
+        schedule.clear()
+        assert len(schedule) == 0 and schedule.next_deadline is None
+
+    run(scenario())
+
+
+def test_subscribers_drop_their_oldest_events_when_they_fall_behind():
+    hub = EventHub()
+    slow = hub.subscribe(maxsize=3)
+    for i in range(10):
+        hub.publish(EngineEvent("input", float(i), "osc", (0.5,)))
+    assert [e.time for e in slow.drain()] == [7.0, 8.0, 9.0] and slow.dropped == 7
+    slow.close()
+    hub.publish(EngineEvent("input", 11.0))
+    assert slow.drain() == [] and not hub.active
+    assert EngineEvent("output", 1.0, "model", (0.25,), {"dt": 0.1}).as_dict() == {
+        "kind": "output",
+        "time": 1.0,
+        "source": "model",
+        "values": [0.25],
+        "dt": 0.1,
+    }
+
+
+def test_subscriptions_are_async_iterators_that_end_when_closed():
+    async def scenario():
+        hub = EventHub()
+        with hub.subscribe() as events:
+            hub.publish(EngineEvent("mode", 0.0, detail={"mode": "battle"}))
+            asyncio.get_running_loop().call_later(0.01, events.close)
+            return [e async for e in events]
+
+    assert [e.detail for e in run(scenario())] == [{"mode": "battle"}]
+
+
+def test_warnings_are_counted_and_rate_limited():
+    clock = [0.0]
+    said = []
+    warnings = Warnings(said.append, interval=5.0, clock=lambda: clock[0])
+    for _ in range(100):
+        warnings.report("length osc", "dropped a short input")
+    warnings.report("nan osc", "dropped NaN")
+    assert warnings.counts["length osc"] == 100
+    assert said == ["dropped a short input", "dropped NaN"]
+    clock[0] = 6.0
+    warnings.report("length osc", "dropped a short input")
+    assert said[-1] == "dropped a short input" and len(warnings.recent) == 3
+
+
+def test_suppressed_warnings_are_summarised_when_the_window_ends():
+    async def scenario():
+        said = []
+        warnings = Warnings(said.append, interval=0.05)
+        for _ in range(10):
+            warnings.report("garbage", "dropped garbage")
+        await asyncio.sleep(0.1)
+        return said
+
+    said = run(scenario())
+    assert said == ["dropped garbage", "dropped garbage (9 more like this in the last 0.05 s)"]
+
+
+@pytest.mark.parametrize("attempts", [0, 3, 10])
+def test_backoff_doubles_up_to_a_limit(attempts):
+    from antiphon.io.channel import Backoff
+
+    backoff = Backoff()
+    delays = [backoff.next() for _ in range(attempts + 1)]
+    assert delays[-1] == min(30.0, 0.5 * 2**attempts)
