@@ -38,20 +38,38 @@ class Instrument:
         self.osc_port = free_port(socket.SOCK_DGRAM)
         self.web_port = web_port or free_port()
         for name, seed in (("a", 0), ("b", 1)):
-            files.save(self.workspace.models / f"{name}.safetensors",
-                       files.ModelFile(Weights.random(Architecture.from_size(4, "xxs"), seed)))
+            files.save(
+                self.workspace.models / f"{name}.safetensors",
+                files.ModelFile(Weights.random(Architecture.from_size(4, "xxs"), seed)),
+            )
         text = self.workspace.config_path.read_text()
         text = text.replace("dimension = 9 ", "dimension = 4 ")
-        text = text.replace('# file = "models/my-model.safetensors"', 'file = "models/a.safetensors"')
+        text = text.replace(
+            '# file = "models/my-model.safetensors"', 'file = "models/a.safetensors"'
+        )
         text = text.replace("server_port = 6000", f"server_port = {self.osc_port}")
         text = text.replace("client_port = 6001", f"client_port = {free_port(socket.SOCK_DGRAM)}")
         text = text.replace("monitor_port = 4001", f"monitor_port = {free_port(socket.SOCK_DGRAM)}")
         text = text.replace("command_port = 4002", f"command_port = {free_port(socket.SOCK_DGRAM)}")
         self.workspace.config_path.write_text(text)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "antiphon", "run", "--web-port", str(self.web_port),
-             "--mode", "polyphony", "--quiet", *extra],
-            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "antiphon",
+                "run",
+                "--web-port",
+                str(self.web_port),
+                "--mode",
+                "polyphony",
+                "--quiet",
+                *extra,
+            ],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.url = f"http://127.0.0.1:{self.web_port}"
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
@@ -66,8 +84,11 @@ class Instrument:
         raise AssertionError(self.stop())
 
     def command(self, address: str, *args: object) -> httpx.Response:
-        return self.http.post("/api/command", json={"address": address, "args": list(args)},
-                              headers={"x-csrf-token": self.http.cookies["antiphon_csrf"]})
+        return self.http.post(
+            "/api/command",
+            json={"address": address, "args": list(args)},
+            headers={"x-csrf-token": self.http.cookies["antiphon_csrf"]},
+        )
 
     def stop(self) -> str:
         if self.process.poll() is None:
@@ -138,11 +159,19 @@ def test_use_this_model_reloads_without_restarting(instrument):
 def test_a_bad_config_is_refused_and_the_engine_keeps_playing(instrument):
     token = {"x-csrf-token": instrument.http.cookies["antiphon_csrf"]}
     text = instrument.workspace.config_path.read_text()
-    refused = instrument.http.put("/api/config", params={"apply": "1"}, headers=token,
-                                  content=text.replace('mode = "callresponse"', 'mode = "x"'))
+    refused = instrument.http.put(
+        "/api/config",
+        params={"apply": "1"},
+        headers=token,
+        content=text.replace('mode = "callresponse"', 'mode = "x"'),
+    )
     assert refused.status_code == 422
-    applied = instrument.http.put("/api/config", params={"apply": "1"}, headers=token,
-                                  content=text.replace("threshold = 0.1 ", "threshold = 0.5 "))
+    applied = instrument.http.put(
+        "/api/config",
+        params={"apply": "1"},
+        headers=token,
+        content=text.replace("threshold = 0.1 ", "threshold = 0.5 "),
+    )
     assert applied.status_code == 200, applied.text
     assert instrument.http.get("/api/status").json()["engine"]["threshold"] == 0.5
 

@@ -86,9 +86,7 @@ def state(request: Request) -> WebState:
     return request.app.state.web
 
 
-def render(
-    request: Request, template: str, code: int = 200, /, **context: Any
-) -> HTMLResponse:
+def render(request: Request, template: str, code: int = 200, /, **context: Any) -> HTMLResponse:
     """A page from templates/ (HTTP status ``code``), with what every page needs."""
     web = state(request)
     page = _templates.get_template(template).render(
