@@ -69,7 +69,19 @@ def _setup_logging() -> None:
 )
 @click.option("--dimension", type=click.IntRange(min=2), help="Number of controls + 1.")
 @click.option("--seed", type=int, help="Seed the model's sampling for a repeatable performance.")
-def run(model_file: Path | None, config_file: Path | None, **options: object) -> None:
+@click.option("--web/--no-web", default=True, help="Serve the web UI [default: on].")
+@click.option("--web-host", help="Where the web UI listens [default: [webui].host].")
+@click.option(
+    "--web-port", type=click.IntRange(1, 65535), help="The web UI's port [default: [webui].port]."
+)
+def run(
+    model_file: Path | None,
+    config_file: Path | None,
+    web: bool,
+    web_host: str | None,
+    web_port: int | None,
+    **options: object,
+) -> None:
     """Play: listen on every configured channel and answer with the model.
 
     MODEL_FILE (an antiphon .safetensors or an IMPSY .h5/.keras/.tflite file) replaces
@@ -85,7 +97,13 @@ def run(model_file: Path | None, config_file: Path | None, **options: object) ->
         config_file = Path("config.toml")
     setup = prepare(config_file, Overrides(**options), model_file)  # type: ignore[arg-type]
     services = [print_events] if setup.config.verbose else []
-    # The web UI (a later issue) adds its service here: services.append(web.serve).
+    if web:
+        from antiphon.web.serve import web_service
+        from antiphon.workspace import Workspace
+
+        webui = setup.config.webui
+        workspace = Workspace(setup.config_path.parent if setup.config_path else Path.cwd())
+        services.append(web_service(workspace, web_host or webui.host, web_port or webui.port))
     code = run_engine(setup, services)
     sys.exit(code)
 

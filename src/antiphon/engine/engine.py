@@ -641,6 +641,10 @@ class Engine:
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else time.monotonic()
 
+    def now(self) -> float:
+        """The engine clock, which EngineEvent.time is measured on."""
+        return self._now()
+
     def _publish(self, event: EngineEvent) -> None:
         self.hub.publish(event)
 

@@ -1,0 +1,125 @@
+"""`antiphon remote`: update instruments and collect their recordings from a laptop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from antiphon.remote import Instrument
+
+_URL_HELP = (
+    "An instrument's web address, e.g. antiphon.local:4000; repeat it to act on "
+    "several instruments. [default: localhost:4000]"
+)
+
+
+@click.group()
+@click.option("--url", "urls", multiple=True, default=["localhost:4000"], help=_URL_HELP)
+@click.option(
+    "--password",
+    envvar="ANTIPHON_PASSWORD",
+    help="The instruments' web UI password, if set (or ANTIPHON_PASSWORD).",
+)
+@click.pass_context
+def remote(ctx: click.Context, urls: tuple[str, ...], password: str | None) -> None:
+    """Talk to running instruments: status, push models and configs, pull logs."""
+    ctx.obj = {"urls": urls, "password": password}
+
+
+def _instruments(ctx: click.Context) -> Iterator[tuple[str, Instrument]]:
+    from antiphon.remote import Instrument
+
+    for url in ctx.obj["urls"]:
+        with Instrument(url, password=ctx.obj["password"]) as instrument:
+            yield url, instrument
+
+
+@remote.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """What each instrument is playing, and its workspace."""
+    for url, instrument in _instruments(ctx):
+        snap = instrument.status()
+        engine = snap.get("engine")
+        counts = snap["workspace"]
+        playing = (
+            f"playing {engine['model']['name']} in {engine['mode']} mode"
+            f"{' (paused)' if engine['paused'] else ''}, dimension {engine['dimension']}"
+            if engine
+            else "not playing"
+        )
+        click.echo(
+            f"{url}: antiphon {snap['version']}, {playing}; {counts['logs']} logs, "
+            f"{counts['datasets']} datasets, {counts['models']} models"
+        )
+
+
+@remote.command("push-model")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--use", is_flag=True, help="Make each instrument play it now.")
+@click.pass_context
+def push_model(ctx: click.Context, file: Path, use: bool) -> None:
+    """Upload a model (checked by the instrument before it is kept)."""
+    for url, instrument in _instruments(ctx):
+        click.echo(f"{url}: {instrument.push_model(file, use=use)}")
+
+
+@remote.command("push-config")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--apply/--no-apply", default=True, show_default=True, help="Reload the engine with it at once."
+)
+@click.pass_context
+def push_config(ctx: click.Context, file: Path, apply: bool) -> None:
+    """Replace config.toml (checked by the instrument; the old one is kept as .bak)."""
+    for url, instrument in _instruments(ctx):
+        click.echo(f"{url}: {instrument.push_config(file, apply=apply)}")
+
+
+def _pull(ctx: click.Context, kind: str, into: Path, since: datetime | None) -> None:
+    from antiphon.remote import new_files
+
+    into.mkdir(parents=True, exist_ok=True)
+    for url, instrument in _instruments(ctx):
+        fresh = list(new_files(instrument.files(kind), into, since))
+        for file in fresh:
+            instrument.download(kind, file.name, into / file.name)
+        names = ", ".join(f.name for f in fresh[:3]) + (", ..." if len(fresh) > 3 else "")
+        click.echo(f"{url}: {len(fresh)} new {kind} into {into}" + (f" ({names})" if fresh else ""))
+
+
+@remote.command("pull-logs")
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("logs"),
+    show_default=True,
+    help="Where the logs go.",
+)
+@click.option("--since", type=click.DateTime(), help="Only logs written after this time.")
+@click.pass_context
+def pull_logs(ctx: click.Context, into: Path, since: datetime | None) -> None:
+    """Copy the logs this computer does not have yet."""
+    _pull(ctx, "logs", into, since)
+
+
+@remote.command("pull-datasets")
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("datasets"),
+    show_default=True,
+    help="Where the datasets go.",
+)
+@click.pass_context
+def pull_datasets(ctx: click.Context, into: Path) -> None:
+    """Copy the datasets this computer does not have yet."""
+    _pull(ctx, "datasets", into, None)
+
+
+COMMANDS = [remote]

@@ -1,0 +1,1 @@
+"""The browser interface: manage, monitor, configure and train an instrument."""

@@ -1,0 +1,177 @@
+"""Summaries of the files in a workspace, for the web UI's tables.
+
+Reading a log or a model header takes milliseconds to tens of milliseconds, so
+summaries are cached per (name, size, mtime) and computed in a worker thread by the
+pages, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from antiphon.data import logs
+from antiphon.errors import AntiphonError
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str
+    size: int
+    modified: datetime
+
+    @property
+    def size_text(self) -> str:
+        return human_size(self.size)
+
+
+@dataclass(frozen=True)
+class LogInfo(FileInfo):
+    dimension: int | None
+    events: int
+    duration: float  # seconds
+
+    @property
+    def duration_text(self) -> str:
+        minutes, seconds = divmod(round(self.duration), 60)
+        return f"{minutes}:{seconds:02d}"
+
+
+@dataclass(frozen=True)
+class ModelInfo(FileInfo):
+    kind: str  # "antiphon" or "IMPSY ..." or "unreadable"
+    architecture: str
+    dimension: int | None
+    dataset: str
+    val_nll: float | None
+    problem: str = ""
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError
+
+
+def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Plain files (no hidden ones, no symlinks leaving the folder), newest first."""
+    if not folder.is_dir():
+        return []
+    base = folder.resolve()
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.suffix in suffixes
+        and not p.name.startswith(".")
+        and p.is_file()
+        and p.resolve().parent == base
+    ]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def performed_at(path: Path) -> datetime | None:
+    """When a performance started, from its IMPSY-style file name."""
+    match = logs.NAME_PATTERN.search(path.name)
+    return datetime.strptime(match[1], "%Y-%m-%dT%H-%M-%S") if match else None
+
+
+def log_infos(folder: Path) -> list[LogInfo]:
+    return [log_info(p) for p in files_in(folder, (".log",))]
+
+
+def log_info(path: Path) -> LogInfo:
+    return _log_info(path, *_stat(path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _log_info(path: Path, size: int, mtime_ns: int) -> LogInfo:
+    log = logs.read_log(path)
+    return LogInfo(
+        name=path.name,
+        size=size,
+        modified=performed_at(path) or datetime.fromtimestamp(mtime_ns / 1e9),
+        dimension=log.dimension,
+        events=len(log.times),
+        duration=log.duration,
+    )
+
+
+def log_series(path: Path, max_points: int = 2000) -> dict[str, Any]:
+    """A log as plot data: time (s from start) and each control, thinned evenly."""
+    log = logs.read_log(path)
+    keep = np.arange(len(log.times))
+    if len(keep) > max_points:
+        keep = np.linspace(0, len(keep) - 1, max_points).astype(int)
+    times = log.times[keep] - (log.times[0] if len(log.times) else 0)
+    return {
+        "name": path.name,
+        "dimension": log.dimension,
+        "events": len(log.times),
+        "skipped": sum(log.skipped.values()),
+        "t": np.round(times, 4).tolist(),
+        "values": np.round(log.values[keep].T.astype(np.float64), 4).tolist(),
+        "sources": [log.sources[i] for i in keep],
+    }
+
+
+def model_infos(folder: Path) -> list[ModelInfo]:
+    from antiphon.model.loader import SUFFIXES
+
+    return [model_info(p) for p in files_in(folder, SUFFIXES)]
+
+
+def model_info(path: Path) -> ModelInfo:
+    return _model_info(path, *_stat(path))
+
+
+@functools.lru_cache(maxsize=1024)
+def _model_info(path: Path, size: int, mtime_ns: int) -> ModelInfo:
+    modified = datetime.fromtimestamp(mtime_ns / 1e9)
+    try:
+        kind, arch, metadata = describe_model(path)
+    except AntiphonError as exc:
+        return ModelInfo(path.name, size, modified, "unreadable", "", None, "", None, str(exc))
+    training = metadata.get("training") if isinstance(metadata.get("training"), dict) else {}
+    dataset = training.get("dataset") or metadata.get("imported_from") or ""
+    if isinstance(dataset, dict):
+        dataset = dataset.get("name", "")
+    val = training.get("best_val_nll_scaled", training.get("best_val_nll"))
+    return ModelInfo(
+        name=path.name,
+        size=size,
+        modified=modified,
+        kind=kind,
+        architecture=short_architecture(arch),
+        dimension=arch.dimension,
+        dataset=str(dataset),
+        val_nll=float(val) if isinstance(val, int | float) else None,
+    )
+
+
+def short_architecture(arch: Any) -> str:
+    size = arch.size or "custom"
+    return f"{size} · {arch.dimension}-D · {arch.layers}×{arch.units} LSTM"
+
+
+def describe_model(path: Path) -> tuple[str, Any, dict[str, Any]]:
+    """(kind, architecture, metadata) of any model file antiphon reads."""
+    from antiphon.model import loader
+
+    if path.suffix == ".tflite":
+        predictor = loader.open_model(path)
+        return "IMPSY .tflite", predictor.architecture, {}
+    loaded = loader.read_model(path)
+    kind = "antiphon" if path.suffix == ".safetensors" else f"IMPSY {path.suffix}"
+    return kind, loaded.architecture, loaded.metadata

@@ -1,0 +1,27 @@
+"""One module per page; each exports ``routes``."""
+
+from starlette.routing import BaseRoute
+
+from antiphon.web.pages import (
+    api,
+    auth,
+    config,
+    control,
+    dashboard,
+    datasets,
+    live,
+    logs,
+    models,
+)
+
+ROUTES: list[BaseRoute] = [
+    *api.routes,
+    *auth.routes,
+    *dashboard.routes,
+    *live.routes,
+    *control.routes,
+    *logs.routes,
+    *datasets.routes,
+    *models.routes,
+    *config.routes,
+]

@@ -1,0 +1,63 @@
+"""Small helpers the page modules share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+
+from antiphon.web.security import Refused, confine
+
+T = TypeVar("T")
+
+
+def back(url: str, *, flash: str | None = None, error: str | None = None) -> RedirectResponse:
+    """Post/redirect/get: a message travels in the query string of the next page."""
+    query = {k: v for k, v in (("flash", flash), ("error", error)) if v}
+    return RedirectResponse(f"{url}?{urlencode(query)}" if query else url, 303)
+
+
+async def in_thread(func: Callable[..., T], *args: object) -> T:
+    """File and CPU work runs off the event loop, so the music keeps time."""
+    return await run_in_threadpool(func, *args)
+
+
+def existing(folder: Path, name: str, kind: str) -> Path:
+    """A file that must already exist in ``folder``; 404 with its name if not."""
+    path = confine(folder, name)
+    if not path.is_file():
+        raise Refused(f"no {kind} called {name}", 404)
+    return path
+
+
+async def chosen_files(request: Request, folder: Path) -> list[Path]:
+    """The files a form selected (``name`` fields), each confined to ``folder``."""
+    form = await request.form()
+    names = [str(n) for n in form.getlist("name")]
+    if form.get("all") == "1":
+        return []  # the caller decides what "all" means
+    if not names:
+        raise Refused("no files selected")
+    paths = [confine(folder, name) for name in names]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise Refused(f"no such file: {', '.join(missing)}", 404)
+    return paths
+
+
+async def save_upload(upload: UploadFile, target: Path) -> None:
+    """Stream an uploaded file to ``target`` (a hidden temporary name)."""
+
+    def copy() -> None:
+        with target.open("xb") as out:
+            upload.file.seek(0)
+            while chunk := upload.file.read(1 << 20):
+                out.write(chunk)
+
+    await in_thread(copy)

@@ -1,0 +1,55 @@
+"""The dashboard: what is playing, what the workspace holds, how the computer is."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from antiphon import __version__
+from antiphon.web import listing, system
+from antiphon.web.app import WebState, render, state
+from antiphon.web.pages.common import in_thread
+
+
+def workspace_counts(web: WebState) -> dict[str, int]:
+    from antiphon.model.loader import SUFFIXES
+
+    ws = web.workspace
+    return {
+        "logs": len(listing.files_in(ws.logs, (".log",))),
+        "datasets": len(listing.files_in(ws.datasets, (".npz",))),
+        "models": len(listing.files_in(ws.models, SUFFIXES)),
+    }
+
+
+def engine_status(web: WebState) -> dict[str, Any] | None:
+    return web.engine.status() if web.engine is not None else None
+
+
+async def snapshot(web: WebState) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "uptime": time.monotonic() - web.started,
+        "engine": engine_status(web),
+        "workspace": await in_thread(workspace_counts, web),
+        "system": await in_thread(system.snapshot, web.workspace.root),
+    }
+
+
+async def dashboard(request: Request) -> Response:
+    web = state(request)
+    return render(request, "dashboard.html", snap=await snapshot(web), config=web.read_config())
+
+
+async def api_status(request: Request) -> Response:
+    return JSONResponse(await snapshot(state(request)))
+
+
+routes = [
+    Route("/", dashboard),
+    Route("/api/status", api_status),
+]

@@ -1,0 +1,91 @@
+"""Performance logs: list, preview as a plot, download (one, several, all), delete."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from antiphon.web import listing
+from antiphon.web.app import render, state
+from antiphon.web.pages.common import back, chosen_files, existing, in_thread
+
+
+def _log(request: Request) -> Path:
+    return existing(state(request).workspace.logs, request.path_params["name"], "log")
+
+
+async def index(request: Request) -> Response:
+    infos = await in_thread(listing.log_infos, state(request).workspace.logs)
+    return render(request, "logs.html", logs=infos)
+
+
+async def preview(request: Request) -> Response:
+    return render(request, "log.html", log=await in_thread(listing.log_info, _log(request)))
+
+
+async def data(request: Request) -> Response:
+    return JSONResponse(await in_thread(listing.log_series, _log(request)))
+
+
+async def download(request: Request) -> Response:
+    path = _log(request)
+    return FileResponse(path, filename=path.name, media_type="text/plain")
+
+
+def zip_files(paths: list[Path]) -> Path:
+    """Compress to a temporary file (deleted after it is sent)."""
+    with (
+        tempfile.NamedTemporaryFile(prefix="antiphon-", suffix=".zip", delete=False) as handle,
+        zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for path in paths:
+            archive.write(path, path.name)
+    return Path(handle.name)
+
+
+async def archive(request: Request) -> Response:
+    folder = state(request).workspace.logs
+    paths = await chosen_files(request, folder) or listing.files_in(folder, (".log",))
+    if not paths:
+        return back("/logs", error="There are no logs to download yet.")
+    zipped = await in_thread(zip_files, paths)
+    name = paths[0].stem + ".zip" if len(paths) == 1 else f"antiphon-logs-{len(paths)}.zip"
+    return FileResponse(
+        zipped,
+        filename=name,
+        media_type="application/zip",
+        background=BackgroundTask(zipped.unlink, missing_ok=True),
+    )
+
+
+async def delete(request: Request) -> Response:
+    paths = await chosen_files(request, state(request).workspace.logs)
+    form = await request.form()
+    if form.get("confirmed") != "1":
+        return render(
+            request,
+            "confirm_delete.html",
+            kind="log",
+            action="/logs/delete",
+            names=[p.name for p in paths],
+            cancel="/logs",
+        )
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return back("/logs", flash=f"Deleted {len(paths)} log{'s' * (len(paths) != 1)}.")
+
+
+routes = [
+    Route("/logs", index),
+    Route("/logs/archive", archive, methods=["POST"]),
+    Route("/logs/delete", delete, methods=["POST"]),
+    Route("/logs/{name}", preview),
+    Route("/logs/{name}/data", data),
+    Route("/logs/{name}/download", download),
+]

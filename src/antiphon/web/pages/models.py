@@ -1,0 +1,154 @@
+"""Models: list, upload (validated before it is kept), download, delete, use."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from antiphon.errors import AntiphonError
+from antiphon.model.loader import SUFFIXES
+from antiphon.web import listing
+from antiphon.web.app import WebState, render, state
+from antiphon.web.config_file import edit_config
+from antiphon.web.pages.common import back, chosen_files, existing, in_thread, save_upload
+from antiphon.web.security import Refused, confine
+
+
+async def index(request: Request) -> Response:
+    web = state(request)
+    config = web.read_config()
+    return render(
+        request,
+        "models.html",
+        models=await in_thread(listing.model_infos, web.workspace.models),
+        config=config,
+        current=config.model.file if config else None,
+        suffixes=", ".join(SUFFIXES),
+    )
+
+
+async def upload(request: Request) -> Response:
+    name, arch = await receive(state(request), request)
+    return back("/models", flash=f"Uploaded {name}: {arch.describe()}.")
+
+
+async def receive(web: WebState, request: Request) -> tuple[str, Any]:
+    """Keep the model uploaded in ``request`` if it is valid; (name, architecture)."""
+    form = await request.form()
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        raise Refused("choose a model file to upload")
+    name = Path(file.filename).name
+    target = confine(web.workspace.models, name)
+    if target.suffix not in SUFFIXES:
+        raise Refused(f"{name}: antiphon reads {', '.join(SUFFIXES)} model files")
+    if target.exists():
+        raise Refused(
+            f"a model called {name} already exists; rename the file (models are "
+            "never overwritten) or delete the old one first",
+            409,
+        )
+    web.workspace.models.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".upload-{secrets.token_hex(4)}{target.suffix}")
+    await save_upload(file, staging)
+    try:
+        _, arch, _ = await in_thread(listing.describe_model, staging)
+    except AntiphonError as exc:
+        staging.unlink(missing_ok=True)
+        raise Refused(f"{name} was not kept: {str(exc).replace(str(staging), name)}") from None
+    staging.rename(target)
+    return name, arch
+
+
+async def download(request: Request) -> Response:
+    path = existing(state(request).workspace.models, request.path_params["name"], "model")
+    return FileResponse(path, filename=path.name, media_type="application/octet-stream")
+
+
+async def delete(request: Request) -> Response:
+    web = state(request)
+    paths = await chosen_files(request, web.workspace.models)
+    form = await request.form()
+    if form.get("confirmed") != "1":
+        return render(
+            request,
+            "confirm_delete.html",
+            kind="model",
+            action="/models/delete",
+            names=[p.name for p in paths],
+            cancel="/models",
+        )
+    config = web.read_config()
+    in_use = config.model_path.resolve() if config and config.model_path else None
+    if in_use in {p.resolve() for p in paths}:
+        raise Refused(
+            f"{in_use.name} is the model config.toml plays; choose another model first", 409
+        )
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return back("/models", flash=f"Deleted {len(paths)} model{'s' * (len(paths) != 1)}.")
+
+
+async def use(request: Request) -> Response:
+    """Make config.toml play this model and reload the engine without restarting."""
+    form = await request.form()
+    outcome = await use_model(state(request), str(form.get("name", "")))
+    return back("/models", **outcome)
+
+
+async def use_model(web: WebState, name: str) -> dict[str, str]:
+    """Point config.toml at ``name`` (checked first) and reload; the outcome message."""
+    path = existing(web.workspace.models, name, "model")
+    info = await in_thread(listing.model_info, path)
+    if info.problem:
+        raise Refused(f"{path.name} cannot be played: {info.problem}")
+    config = web.read_config()
+    if config is None:
+        raise Refused("config.toml is missing or invalid: fix it on the Config page first")
+    if info.dimension != config.model.dimension:
+        raise Refused(
+            f"{path.name} has dimension {info.dimension} but config.toml has "
+            f"dimension {config.model.dimension}; change [model].dimension (and any "
+            "mappings) on the Config page first",
+            409,
+        )
+    relative = path.relative_to(web.workspace.root).as_posix()
+    await in_thread(
+        edit_config, web.workspace.config_path, lambda doc: _set_model_file(doc, relative)
+    )
+    return await apply(web, f"config.toml now plays {path.name}.")
+
+
+def _set_model_file(doc: tomlkit.TOMLDocument, relative: str) -> None:
+    model = doc.get("model")
+    if model is None:
+        model = tomlkit.table()
+        doc["model"] = model
+    model["file"] = relative
+
+
+async def apply(web: WebState, message: str) -> dict[str, str]:
+    """Reload the running engine after a config change; the message for the next page."""
+    if web.engine is None:
+        return {"flash": f"{message} It plays the next time antiphon runs."}
+    try:
+        await web.engine.reload()
+    except AntiphonError as exc:
+        return {"error": f"{message} But the engine kept its old setup: {exc}"}
+    return {"flash": f"{message} The engine reloaded it."}
+
+
+routes = [
+    Route("/models", index),
+    Route("/models/upload", upload, methods=["POST"]),
+    Route("/models/delete", delete, methods=["POST"]),
+    Route("/models/use", use, methods=["POST"]),
+    Route("/models/{name}/download", download),
+]

@@ -1,0 +1,97 @@
+"""Serving the web UI with uvicorn, alone or inside ``antiphon run``'s event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from antiphon import config as config_schema
+from antiphon.errors import AntiphonError
+from antiphon.workspace import Workspace
+
+log = logging.getLogger("antiphon")
+
+
+def server(app: Any, host: str, port: int, *, own_signals: bool = True) -> uvicorn.Server:
+    """A uvicorn server for ``app``. Inside ``antiphon run`` the engine owns SIGINT and
+    SIGTERM (it must send note-offs and flush logs), so the server must not take them:
+    ``own_signals=False``; stop it by setting ``should_exit``."""
+    settings = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws="websockets-sansio",
+        access_log=False,
+    )
+    instance = uvicorn.Server(settings)
+    if not own_signals:
+        instance.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    return instance
+
+
+def serve_workspace(
+    directory: Path, *, host: str | None, port: int | None, echo: Callable[[str], None] = print
+) -> None:
+    from antiphon.web.app import create_app
+
+    workspace = Workspace(directory)
+    if not workspace.config_path.exists():
+        raise AntiphonError(
+            f"{directory} has no config.toml: create a workspace with "
+            f"`antiphon init {directory}` first"
+        )
+    webui = config_schema.load(workspace.config_path).webui
+    host, port = host or webui.host, port or webui.port
+    echo(f"antiphon web UI for {directory.resolve()} on http://{host}:{port}/  (Ctrl-C stops)")
+    instance = server(create_app(workspace), host, port)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(instance.serve())
+
+
+def web_service(workspace: Workspace, host: str, port: int) -> Callable[[Any], Awaitable[None]]:
+    """The web UI as a service of ``antiphon run``: same loop, same engine.
+
+    A web UI that cannot start (the port is taken) or fails later is reported and the
+    instrument keeps playing: the music never depends on the browser.
+    """
+
+    async def serve(engine: Any) -> None:
+        from antiphon.web.app import create_app
+
+        try:
+            sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as exc:
+            log.warning(
+                "web UI not started: cannot listen on %s:%s (%s); antiphon keeps "
+                "playing. Choose another [webui].port or --web-port.",
+                host,
+                port,
+                exc.strerror or exc,
+            )
+            await asyncio.Event().wait()  # stay as a service until antiphon stops
+        instance = server(create_app(workspace, engine=engine), host, port, own_signals=False)
+        shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+        log.info("web UI on http://%s:%s/", shown, sock.getsockname()[1])
+        task = asyncio.create_task(instance.serve(sockets=[sock]))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            instance.should_exit = True
+            await task
+            raise
+        except Exception as exc:  # a web UI failure must not stop the music
+            log.warning("web UI stopped: %s; antiphon keeps playing", exc)
+            await asyncio.Event().wait()
+        finally:
+            sock.close()
+
+    return serve

@@ -1,0 +1,156 @@
+"""`antiphon remote` against a real antiphon web server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from antiphon import config as config_schema
+from antiphon.cli import cli
+from antiphon.data.logs import LogWriter
+from antiphon.model import files
+from antiphon.model.mdrnn import Weights
+from antiphon.model.presets import Architecture
+from antiphon.workspace import Workspace, init
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_log(folder: Path, start: datetime) -> Path:
+    with LogWriter(folder, 9, started=start) as writer:
+        for i in range(30):
+            writer.write("interface", [0.5] * 8, start + timedelta(seconds=i / 10))
+    return writer.path
+
+
+@pytest.fixture
+def instrument(tmp_path):
+    init(tmp_path / "pi")
+    ws = Workspace(tmp_path / "pi")
+    text = ws.config_path.read_text().replace('# password = "choose-one"', 'password = "pw"')
+    ws.config_path.write_text(text)
+    write_log(ws.logs, datetime(2024, 6, 1, 10, 0))
+    write_log(ws.logs, datetime(2024, 6, 2, 10, 0))
+    (ws.datasets / "training-dataset-9d.npz").write_bytes(b"\x00" * 100)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "antiphon", "web", str(ws.root), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://{url}/healthz", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url, ws
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def remote(*args: str, cwd: Path | None = None, password: str | None = "pw"):
+    env = {"ANTIPHON_PASSWORD": password} if password else {}
+    old = Path.cwd()
+    os.chdir(cwd or old)
+    try:
+        return CliRunner(env=env).invoke(cli, ["remote", *args])
+    finally:
+        os.chdir(old)
+
+
+def test_status_push_model_and_use(instrument, tmp_path):
+    url, ws = instrument
+    status = remote("--url", url, "status")
+    assert status.exit_code == 0, status.output
+    assert "not playing; 2 logs, 1 datasets, 0 models" in status.output
+    model = files.save(
+        tmp_path / "mine.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 0)),
+    )
+    pushed = remote("--url", url, "push-model", str(model), "--use")
+    assert pushed.exit_code == 0, pushed.output
+    assert "uploaded mine.safetensors" in pushed.output and "now plays" in pushed.output
+    assert (ws.models / "mine.safetensors").read_bytes() == model.read_bytes()
+    assert config_schema.load(ws.config_path).model.file == "models/mine.safetensors"
+    again = remote("--url", url, "push-model", str(model))
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_pull_logs_fetches_only_what_is_new(instrument, tmp_path):
+    url, ws = instrument
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    first = remote("--url", url, "pull-logs", cwd=laptop)
+    assert first.exit_code == 0, first.output
+    assert "2 new logs" in first.output
+    for path in ws.logs.iterdir():
+        assert (laptop / "logs" / path.name).read_bytes() == path.read_bytes()
+    assert remote("--url", url, "pull-logs", cwd=laptop).output.count("0 new logs") == 1
+    newest = write_log(ws.logs, datetime(2024, 6, 3, 10, 0))
+    later = remote(
+        "--url",
+        url,
+        "pull-logs",
+        "--since",
+        (datetime.now() - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S"),
+        cwd=laptop,
+    )
+    assert "1 new logs" in later.output and newest.name in later.output
+    datasets = remote("--url", url, "pull-datasets", cwd=laptop)
+    assert "1 new datasets" in datasets.output
+    assert (laptop / "datasets" / "training-dataset-9d.npz").stat().st_size == 100
+    assert not list(laptop.rglob(".*.part"))
+
+
+def test_push_config_is_checked_by_the_instrument(instrument, tmp_path):
+    url, ws = instrument
+    before = ws.config_path.read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[interaction]\nmode = "loud"\n')
+    refused = remote("--url", url, "push-config", str(bad))
+    assert refused.exit_code == 1 and "interaction.mode" in refused.output
+    assert ws.config_path.read_text() == before
+    good = tmp_path / "good.toml"
+    good.write_text(before.replace("threshold = 0.1 ", "threshold = 0.3 "))
+    accepted = remote("--url", url, "push-config", str(good))
+    assert accepted.exit_code == 0 and "Saved config.toml" in accepted.output
+    assert config_schema.load(ws.config_path).interaction.threshold == 0.3
+
+
+def test_password_and_connection_problems_are_explained(instrument):
+    url, _ = instrument
+    missing = remote("--url", url, "status", password=None)
+    assert missing.exit_code == 1 and "asks for a password" in missing.output
+    wrong = remote("--url", url, "status", password="nope")
+    assert wrong.exit_code == 1 and "refused the password" in wrong.output
+    nobody = remote("--url", f"127.0.0.1:{free_port()}", "status")
+    assert nobody.exit_code == 1 and "cannot reach" in nobody.output
+    assert "Traceback" not in nobody.output
+
+
+def test_one_command_updates_several_instruments(instrument, tmp_path):
+    url, ws = instrument
+    model = files.save(
+        tmp_path / "m.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 1)),
+    )
+    result = remote("--url", url, "--url", f"http://{url}/", "status")
+    assert result.exit_code == 0 and result.output.count("not playing") == 2
+    pushed = remote("--url", url, "push-model", str(model))
+    assert pushed.exit_code == 0 and (ws.models / "m.safetensors").exists()

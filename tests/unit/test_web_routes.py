@@ -1,0 +1,414 @@
+"""Web UI routes through Starlette's test client: pages, files, security, config."""
+
+import html
+import io
+import re
+import zipfile
+from datetime import datetime, timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from antiphon import config as config_schema
+from antiphon.data.logs import LogWriter
+from antiphon.model import files
+from antiphon.model.mdrnn import Weights
+from antiphon.model.presets import Architecture
+from antiphon.web.app import create_app
+from antiphon.workspace import Workspace, init
+
+HTML = {"accept": "text/html"}
+
+
+def write_log(folder, dimension, start, events=50):
+    with LogWriter(folder, dimension, started=start) as writer:
+        for i in range(events):
+            values = [(i % 10) / 10] * (dimension - 1)
+            writer.write("interface", values, start + timedelta(seconds=i * 0.1))
+    return writer.path
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    init(tmp_path / "ws")
+    ws = Workspace(tmp_path / "ws")
+    write_log(ws.logs, 9, datetime(2024, 5, 1, 14, 30))
+    write_log(ws.logs, 9, datetime(2024, 5, 2, 9, 0), events=20)
+    files.save(
+        ws.models / "nine.safetensors",
+        files.ModelFile(
+            Weights.random(Architecture.from_size(9, "xs"), 0),
+            {"training": {"best_val_nll_scaled": -1.5, "dataset": "mine"}},
+        ),
+    )
+    files.save(
+        ws.models / "four.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(4, "xs"), 0)),
+    )
+    (ws.datasets / "training-dataset-9d.npz").write_bytes(b"not really a dataset")
+    return ws
+
+
+@pytest.fixture
+def client(workspace):
+    with TestClient(create_app(workspace)) as c:
+        c.get("/")  # receive the CSRF cookie, as a browser does
+        yield c
+
+
+def token(client):
+    return client.cookies.get("antiphon_csrf")
+
+
+def test_every_page_renders(client):
+    for url in (
+        "/",
+        "/logs",
+        "/models",
+        "/datasets",
+        "/config",
+        "/config/setup",
+        "/logs/2024-05-01T14-30-00-9d-mdrnn.log",
+    ):
+        response = client.get(url, headers=HTML)
+        assert response.status_code == 200, url
+        assert "<nav>" in response.text and "antiphon" in response.text
+        assert not re.search(r'(src|href)="(https?:)?//', response.text)  # nothing off-box
+
+
+def test_dashboard_counts_and_status_api(client):
+    status = client.get("/api/status").json()
+    assert status["workspace"] == {"logs": 2, "datasets": 1, "models": 2}
+    assert status["engine"] is None and status["system"]["cpus"] >= 1
+
+
+def test_logs_list_and_preview_data(client):
+    page = client.get("/logs").text
+    assert "2024-05-01 14:30" in page and "2024-05-01T14-30-00-9d-mdrnn.log" in page
+    data = client.get("/logs/2024-05-01T14-30-00-9d-mdrnn.log/data").json()
+    assert data["events"] == 50 and data["dimension"] == 9 and len(data["values"]) == 8
+    assert data["t"][0] == 0.0 and data["t"][-1] == pytest.approx(4.9)
+    assert data["values"][0][:3] == [0.0, 0.1, 0.2]
+
+
+def test_download_one_selected_and_all_logs(client, workspace):
+    one = client.get("/logs/2024-05-02T09-00-00-9d-mdrnn.log/download")
+    assert one.content == (workspace.logs / "2024-05-02T09-00-00-9d-mdrnn.log").read_bytes()
+    selected = client.post(
+        "/logs/archive",
+        data={"csrf_token": token(client), "name": ["2024-05-02T09-00-00-9d-mdrnn.log"]},
+    )
+    with zipfile.ZipFile(io.BytesIO(selected.content)) as z:
+        assert z.namelist() == ["2024-05-02T09-00-00-9d-mdrnn.log"]
+        assert z.read(z.namelist()[0]) == one.content
+    everything = client.post("/logs/archive", data={"csrf_token": token(client), "all": "1"})
+    with zipfile.ZipFile(io.BytesIO(everything.content)) as z:
+        assert sorted(z.namelist()) == sorted(p.name for p in workspace.logs.iterdir())
+
+
+def test_delete_asks_for_confirmation_first(client, workspace):
+    name = "2024-05-02T09-00-00-9d-mdrnn.log"
+    ask = client.post("/logs/delete", data={"csrf_token": token(client), "name": name})
+    assert ask.status_code == 200 and "cannot be undone" in ask.text
+    assert (workspace.logs / name).exists()
+    done = client.post(
+        "/logs/delete", data={"csrf_token": token(client), "name": name, "confirmed": "1"}
+    )
+    assert done.status_code == 200 and "Deleted 1 log." in done.text
+    assert not (workspace.logs / name).exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["../config.toml", "..", ".antiphon-web-secret", "a/b.log", "/etc/passwd", "x\x00.log"]
+)
+def test_traversal_through_form_fields_is_refused(client, workspace, name):
+    response = client.post(
+        "/logs/delete", data={"csrf_token": token(client), "name": name, "confirmed": "1"}
+    )
+    assert response.status_code in (400, 403)
+    assert workspace.config_path.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/logs/..%2Fconfig.toml/download",
+        "/logs/%2e%2e/download",
+        "/models/..%2F..%2Fetc%2Fpasswd/download",
+        "/datasets/.hidden/download",
+    ],
+)
+def test_traversal_through_urls_is_refused(client, url):
+    response = client.get(url)
+    assert 400 <= response.status_code < 500
+    assert "root:" not in response.text
+
+
+def test_symlinks_out_of_the_workspace_are_neither_listed_nor_served(client, workspace, tmp_path):
+    secret = tmp_path / "secret.log"
+    secret.write_text("2020-01-01T00:00:00,interface,0.1,0.2\n")
+    (workspace.logs / "escape.log").symlink_to(secret)
+    assert "escape.log" not in client.get("/logs").text
+    assert client.get("/logs/escape.log/download").status_code == 403
+
+
+def test_post_without_or_with_a_wrong_csrf_token_is_refused(client, workspace):
+    name = "2024-05-02T09-00-00-9d-mdrnn.log"
+    for data in (
+        {"name": name, "confirmed": "1"},
+        {"name": name, "confirmed": "1", "csrf_token": "x" * 43},
+    ):
+        response = client.post("/logs/delete", data=data)
+        assert response.status_code == 403 and "CSRF" in response.text
+    cross_site = client.post(
+        "/logs/delete",
+        headers={"origin": "http://evil.example"},
+        data={"name": name, "confirmed": "1", "csrf_token": token(client)},
+    )
+    assert cross_site.status_code == 403 and "cross-site" in cross_site.text
+    fresh = TestClient(client.app)  # a browser that never loaded a page: no cookie
+    assert (
+        fresh.post(
+            "/logs/delete", data={"name": name, "confirmed": "1", "csrf_token": token(client)}
+        ).status_code
+        == 403
+    )
+    assert (workspace.logs / name).exists()
+
+
+def upload(client, name, content):
+    return client.post(
+        f"/models/upload?csrf_token={token(client)}",
+        files={"file": (name, content, "application/octet-stream")},
+        headers=HTML,
+    )
+
+
+def test_model_upload_is_validated_before_it_is_kept(client, workspace, tmp_path):
+    good = files.save(
+        tmp_path / "new.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 1)),
+    )
+    response = upload(client, "new.safetensors", good.read_bytes())
+    assert response.status_code == 200 and "Uploaded new.safetensors" in response.text
+    assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
+    again = upload(client, "new.safetensors", good.read_bytes())
+    assert again.status_code == 409 and "never overwritten" in again.text
+    broken = upload(client, "broken.safetensors", good.read_bytes()[:500])
+    assert broken.status_code == 400 and "broken.safetensors was not kept" in broken.text
+    assert "Traceback" not in broken.text
+    assert sorted(p.name for p in workspace.models.iterdir()) == [
+        "four.safetensors",
+        "new.safetensors",
+        "nine.safetensors",
+    ]
+    assert upload(client, "notes.txt", b"hello").status_code == 400
+
+
+def test_uploads_over_the_limit_are_refused(client, workspace, monkeypatch):
+    from antiphon.web import app as app_module
+
+    monkeypatch.setitem(app_module.UPLOAD_LIMITS, "/models", 1000)
+    response = upload(client, "big.safetensors", b"x" * 5000)
+    assert response.status_code == 413 and "too large" in response.text
+    assert not (workspace.models / "big.safetensors").exists()
+
+
+def test_use_this_model_updates_the_config_and_keeps_comments(client, workspace):
+    response = client.post(
+        "/models/use", data={"csrf_token": token(client), "name": "nine.safetensors"}, headers=HTML
+    )
+    assert response.status_code == 200
+    assert "config.toml now plays nine.safetensors" in response.text
+    text = workspace.config_path.read_text()
+    assert 'file = "models/nine.safetensors"' in text
+    assert "# callresponse: the model listens" in text  # comments survive
+    assert config_schema.load(workspace.config_path).model_path == (
+        workspace.models / "nine.safetensors"
+    )
+    assert "playing" in client.get("/models").text
+
+
+def test_use_refuses_a_model_of_another_dimension(client, workspace):
+    before = workspace.config_path.read_text()
+    response = client.post(
+        "/models/use", data={"csrf_token": token(client), "name": "four.safetensors"}
+    )
+    assert response.status_code == 409 and "dimension 4" in response.text
+    assert workspace.config_path.read_text() == before
+
+
+def test_config_editor_rejects_invalid_text_and_leaves_the_file(client, workspace):
+    before = workspace.config_path.read_text()
+    bad = before.replace('mode = "callresponse"', 'mode = "solo"')
+    response = client.post(
+        "/config", data={"csrf_token": token(client), "text": bad, "action": "save"}, headers=HTML
+    )
+    assert response.status_code == 422
+    assert "interaction.mode" in response.text and "solo" in response.text
+    assert workspace.config_path.read_text() == before
+
+
+def test_config_editor_saves_with_a_backup(client, workspace):
+    before = workspace.config_path.read_text()
+    edited = before.replace("threshold = 0.1 ", "threshold = 0.25 ")
+    response = client.post(
+        "/config",
+        data={"csrf_token": token(client), "text": edited, "action": "save"},
+        headers=HTML,
+    )
+    assert response.status_code == 200 and "Saved config.toml" in response.text
+    assert workspace.config_path.read_text() == edited
+    assert (workspace.root / "config.toml.bak").read_text() == before
+    assert config_schema.load(workspace.config_path).interaction.threshold == 0.25
+
+
+def test_example_configs_load_into_the_editor_without_saving(client, workspace):
+    before = workspace.config_path.read_text()
+    response = client.get("/config?example=antiphon default (OSC)")
+    assert response.status_code == 200 and "is unchanged until you do" in response.text
+    assert client.get("/config?example=nope").status_code == 404
+    assert workspace.config_path.read_text() == before
+
+
+def test_setup_form_makes_a_runnable_config(client):
+    form = {
+        "csrf_token": token(client),
+        "title": "Box",
+        "mode": "polyphony",
+        "dimension": "4",
+        "osc": "on",
+        "osc_server_port": "7000",
+        "midi": "on",
+        "midi_in_count": "1",
+        "midi_out_count": "1",
+        "midi_in_0_name": "nanoKONTROL",
+        "midi_out_0_name": "Volca",
+        "serial": "on",
+        "serial_port": "/dev/ttyACM0",
+        "websocket": "on",
+        "action": "generate",
+    }
+    for k in range(3):
+        form[f"midi_in_0_{k}_kind"] = "control_change"
+        form[f"midi_in_0_{k}_control"] = str(20 + k)
+        form[f"midi_out_0_{k}_kind"] = "note_on" if k == 0 else "control_change"
+    response = client.post("/config/setup", data=form, headers=HTML)
+    assert response.status_code == 200
+    text = html.unescape(re.search(r"<textarea[^>]*>(.*?)</textarea>", response.text, re.S)[1])
+    loaded = config_schema.parse(text)
+    assert loaded.interaction.mode == "polyphony" and loaded.model.dimension == 4
+    assert loaded.osc.server_port == 7000
+    assert loaded.midi.in_device == ["nanoKONTROL"]
+    assert [m.control for m in loaded.midi.input["nanoKONTROL"]] == [20, 21, 22]
+    assert loaded.midi.output["Volca"][0].kind == "note_on"
+    assert loaded.serial.port == "/dev/ttyACM0" and len(loaded.websocket.input) == 3
+
+
+def test_setup_form_grows_mapping_rows_with_the_dimension(client):
+    response = client.post(
+        "/config/setup",
+        data={
+            "csrf_token": token(client),
+            "dimension": "6",
+            "midi": "on",
+            "midi_in_count": "2",
+            "action": "refresh",
+        },
+    )
+    assert response.text.count('name="midi_in_1_4_kind"') == 1
+    assert 'name="midi_in_1_5_kind"' not in response.text
+
+
+def test_password_protects_every_page(workspace):
+    text = workspace.config_path.read_text().replace(
+        '# password = "choose-one"', 'password = "s3cret"'
+    )
+    workspace.config_path.write_text(text)
+    with TestClient(create_app(workspace)) as c:
+        page = c.get("/logs", headers=HTML, follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login?next=/logs"
+        assert c.get("/api/status").status_code == 401
+        assert c.get("/logs/2024-05-01T14-30-00-9d-mdrnn.log/download").status_code == 401
+        login_page = c.get("/login")
+        assert login_page.status_code == 200 and 'type="password"' in login_page.text
+        wrong = c.post("/login", data={"csrf_token": token(c), "password": "guess"})
+        assert wrong.status_code == 401 and c.get("/api/status").status_code == 401
+        right = c.post(
+            "/login",
+            data={"csrf_token": token(c), "password": "s3cret", "next": "/logs"},
+            follow_redirects=False,
+        )
+        assert right.status_code == 303 and right.headers["location"] == "/logs"
+        assert c.get("/api/status").status_code == 200
+        c.post("/logout", data={"csrf_token": token(c)})
+        assert c.get("/api/status").status_code == 401
+
+
+def test_changing_the_password_logs_everyone_out(workspace):
+    path = workspace.config_path
+    path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "one"'))
+    with TestClient(create_app(workspace)) as c:
+        c.get("/login")
+        c.post("/login", data={"csrf_token": token(c), "password": "one"})
+        assert c.get("/api/status").status_code == 200
+        new = path.read_text().replace('password = "one"', 'password = "two"')
+        saved = c.post("/config", data={"csrf_token": token(c), "text": new, "action": "save"})
+        assert saved.status_code in (200, 401)
+        assert c.get("/api/status").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs"),
+    [
+        ("post", "/models/upload", {}),
+        ("post", "/models/use", {"data": {"name": "missing.safetensors"}}),
+        ("post", "/logs/archive", {"data": {"name": "missing.log"}}),
+        ("post", "/logs/delete", {"data": {}}),
+        ("get", "/logs/missing.log", {}),
+        ("get", "/logs/missing.log/data", {}),
+        ("get", "/models/missing.safetensors/download", {}),
+        ("post", "/config", {"data": {"text": "[[["}}),
+    ],
+)
+def test_malformed_requests_get_a_4xx_not_a_500(client, method, url, kwargs):
+    if method == "post":
+        kwargs.setdefault("data", {})
+        kwargs["data"]["csrf_token"] = token(client)
+        if url == "/models/upload":
+            url += f"?csrf_token={token(client)}"
+    response = getattr(client, method)(url, **kwargs)
+    assert 400 <= response.status_code < 500, response.text
+
+
+def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path):
+    headers = {"x-csrf-token": token(client)}
+    logs = client.get("/api/logs").json()
+    assert {e["name"] for e in logs} == {p.name for p in workspace.logs.iterdir()}
+    assert all(e["size"] > 0 and "mtime" in e for e in logs)
+    model = files.save(
+        tmp_path / "api.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 2)),
+    )
+    created = client.post(
+        "/api/models", headers=headers, files={"file": ("api.safetensors", model.read_bytes())}
+    )
+    assert created.status_code == 201 and created.json()["dimension"] == 9
+    refused = client.post("/api/models", files={"file": ("x.safetensors", model.read_bytes())})
+    assert refused.status_code == 403
+    used = client.post("/api/models/use", headers=headers, json={"name": "api.safetensors"})
+    assert used.status_code == 200 and "api.safetensors" in used.json()["flash"]
+    assert 'file = "models/api.safetensors"' in client.get("/api/config").text
+    bad = client.put("/api/config", headers=headers, content="[model]\ndimension = 0\n")
+    assert bad.status_code == 422 and "model.dimension" in bad.json()["error"]
+    good = client.put("/api/config", headers=headers, content="[model]\ndimension = 4\n")
+    assert good.status_code == 200
+    assert config_schema.load(workspace.config_path).model.dimension == 4
+
+
+def test_health_check_answers_without_a_login(workspace):
+    path = workspace.config_path
+    path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "p"'))
+    with TestClient(create_app(workspace)) as c:
+        assert c.get("/healthz").json() == {"ok": True, "playing": False}
+        assert c.get("/api/logs").status_code == 401
