@@ -22,14 +22,21 @@ DEPLOY = REPO / "deploy"
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out),
-                    str(REPO)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)],
+        check=True,
+    )
     return next(out.glob("antiphon-*.whl"))
 
 
 def run_script(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +46,23 @@ def installed(tmp_path_factory, wheel):
     (root / "boot" / "firmware").mkdir(parents=True)
     (root / "boot" / "firmware" / "config.txt").write_text("[all]\narm_64bit=1\n")
     (root / "boot" / "firmware" / "cmdline.txt").write_text(
-        "console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n")
+        "console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n"
+    )
     (root / "etc").mkdir()
     (root / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n")
-    args = [DEPLOY / "rpi" / "install.sh", "--root", root, "--no-apt", "--from", wheel,
-            "--python", sys.executable, "--hostname", "box-1", "--usb-gadget"]
+    args = [
+        DEPLOY / "rpi" / "install.sh",
+        "--root",
+        root,
+        "--no-apt",
+        "--from",
+        wheel,
+        "--python",
+        sys.executable,
+        "--hostname",
+        "box-1",
+        "--usb-gadget",
+    ]
     first = run_script(*args)
     assert first.returncode == 0, first.stdout + first.stderr
     second = run_script(*args)
@@ -62,12 +81,18 @@ def test_install_creates_venv_workspace_and_service(installed):
     assert {p.name for p in workspace.iterdir()} >= {"config.toml", "logs", "datasets", "models"}
     unit = (root / "etc" / "systemd" / "system" / "antiphon.service").read_text()
     assert "@" not in unit.replace("antiphon@", "")
-    assert "ExecStart=/opt/antiphon/venv/bin/antiphon run --config " \
-           "/home/antiphon/workspace/config.toml" in unit
+    assert (
+        "ExecStart=/opt/antiphon/venv/bin/antiphon run --config "
+        "/home/antiphon/workspace/config.toml" in unit
+    )
     assert "User=antiphon" in unit and "Restart=on-failure" in unit
     assert "SupplementaryGroups=audio dialout" in unit
-    for command in ("useradd --system", "systemctl enable antiphon.service",
-                    "systemctl restart antiphon.service", "hostnamectl set-hostname box-1"):
+    for command in (
+        "useradd --system",
+        "systemctl enable antiphon.service",
+        "systemctl restart antiphon.service",
+        "hostnamectl set-hostname box-1",
+    ):
         assert f"would run: {command}" in out.replace("  ", " ") or command in out
     assert "keeping the existing /home/antiphon/workspace/config.toml" in again
 
@@ -81,8 +106,9 @@ def test_install_sets_up_the_hostname_and_usb_gadget_once(installed):
     cmdline = (boot / "cmdline.txt").read_text()
     assert cmdline.count("modules-load=dwc2,g_ether") == 1 and cmdline.count("\n") == 1
     assert cmdline.startswith("console=tty1") and "rootwait modules-load" in cmdline
-    connection = root / "etc" / "NetworkManager" / "system-connections" / \
-        "antiphon-usb0.nmconnection"
+    connection = (
+        root / "etc" / "NetworkManager" / "system-connections" / "antiphon-usb0.nmconnection"
+    )
     assert "address1=10.55.0.1/24" in connection.read_text()
     assert oct(connection.stat().st_mode & 0o777) == "0o600"
     assert "http://box-1.local:4000" in out and "http://10.55.0.1:4000" in out
@@ -95,8 +121,11 @@ def test_the_installed_unit_passes_systemd_analyze_verify(installed, tmp_path):
     # Point the unit at the files in the throwaway root, which exist here.
     unit = unit.replace("/opt/antiphon", str(root / "opt" / "antiphon"))
     (tmp_path / "antiphon.service").write_text(unit)
-    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "antiphon.service")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "antiphon.service")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -130,8 +159,9 @@ def shell_scripts() -> list[Path]:
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="needs shellcheck")
 def test_every_shell_script_passes_shellcheck():
-    result = subprocess.run(["shellcheck", "--shell=bash", *map(str, shell_scripts())],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["shellcheck", "--shell=bash", *map(str, shell_scripts())], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -141,15 +171,28 @@ def test_docker_build_script_makes_a_working_environment(tmp_path, wheel):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(f"antiphon, version {wheel.name.split('-')[1]}")
     check = subprocess.run(
-        [tmp_path / "antiphon" / "bin" / "python", "-c",
-         "import sys, antiphon.cli, antiphon.model.loader; print('torch' in sys.modules)"],
-        capture_output=True, text=True, check=True)
+        [
+            tmp_path / "antiphon" / "bin" / "python",
+            "-c",
+            "import sys, antiphon.cli, antiphon.model.loader; print('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert check.stdout.strip() == "False"  # the image's base install has no ML framework
 
     workspace = tmp_path / "workspace"
-    entry = run_script(DEPLOY / "docker" / "entrypoint.sh", "antiphon", "config", "check",
-                       env={"ANTIPHON_WORKSPACE": str(workspace),
-                            "PATH": f"{tmp_path / 'antiphon' / 'bin'}:{os.environ['PATH']}"})
+    entry = run_script(
+        DEPLOY / "docker" / "entrypoint.sh",
+        "antiphon",
+        "config",
+        "check",
+        env={
+            "ANTIPHON_WORKSPACE": str(workspace),
+            "PATH": f"{tmp_path / 'antiphon' / 'bin'}:{os.environ['PATH']}",
+        },
+    )
     assert entry.returncode == 0, entry.stderr
     loaded = config_schema.load(workspace / "config.toml")
     assert loaded.webui.host == "0.0.0.0" and loaded.osc.client_ip == "host.docker.internal"
@@ -171,8 +214,9 @@ def test_compose_file_publishes_ports_and_mounts_the_workspace():
     compose = yaml.safe_load((DEPLOY / "docker" / "compose.yaml").read_text())
     service = compose["services"]["antiphon"]
     assert service["build"]["target"] == "base"
-    assert (REPO / "deploy" / "docker" / service["build"]["context"] /
-            service["build"]["dockerfile"]).is_file()
+    assert (
+        REPO / "deploy" / "docker" / service["build"]["context"] / service["build"]["dockerfile"]
+    ).is_file()
     assert {"4000:4000", "5001:5001", "6000:6000/udp"} <= set(service["ports"])
     assert "./workspace:/workspace" in service["volumes"]
     assert "host.docker.internal:host-gateway" in service["extra_hosts"]
@@ -183,7 +227,9 @@ def base_requirements() -> list[str]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
-AARCH64 = [f"manylinux_2_{v}_aarch64" for v in (17, 24, 26, 27, 28, 31, 34, 35, 36)]
+AARCH64 = ["manylinux2014_aarch64"] + [
+    f"manylinux_2_{v}_aarch64" for v in (17, 24, 26, 27, 28, 31, 34, 35, 36)
+]
 
 
 @pytest.mark.network
@@ -206,10 +252,28 @@ def test_every_base_dependency_has_a_wheel_for_a_raspberry_pi(python, tmp_path):
 
 
 def _resolve(python: str, requirements: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    platforms = [arg for tag in AARCH64 + ["manylinux2014_aarch64"] for arg in ("--platform", tag)]
+    platforms = [arg for tag in AARCH64 for arg in ("--platform", tag)]
     return subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-         "--only-binary=:all:", *platforms, "--python-version", python,
-         "--implementation", "cp", "--abi", f"cp{python.replace('.', '')}",
-         "--target", str(tmp_path / "target"), *requirements],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--only-binary=:all:",
+            *platforms,
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
+            "--abi",
+            f"cp{python.replace('.', '')}",
+            "--target",
+            str(tmp_path / "target"),
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
