@@ -42,9 +42,20 @@ def config_template() -> str:
     return resources.files("antiphon").joinpath("templates", CONFIG_NAME).read_text("utf-8")
 
 
-def init(root: str | Path, *, force: bool = False) -> list[Path]:
+def init(
+    root: str | Path,
+    *,
+    force: bool = False,
+    web_host: str | None = None,
+    osc_client_ip: str | None = None,
+) -> list[Path]:
     """Create a workspace; returns what was created. Never overwrites without ``force``,
-    and even then keeps the previous config as ``config.toml.bak``."""
+    and even then keeps the previous config as ``config.toml.bak``.
+
+    ``web_host`` and ``osc_client_ip`` adapt the template to where it runs: an
+    instrument's web UI must listen beyond localhost; in a container OSC goes to the
+    host machine.
+    """
     workspace = Workspace(Path(root))
     created: list[Path] = []
     config = workspace.config_path
@@ -61,6 +72,20 @@ def init(root: str | Path, *, force: bool = False) -> list[Path]:
             created.append(folder)
     if config.exists():
         shutil.copy2(config, config.with_name(CONFIG_NAME + ".bak"))
-    config.write_text(config_template(), encoding="utf-8")
+    config.write_text(_adapted_template(web_host, osc_client_ip), encoding="utf-8")
     created.append(config)
     return created
+
+
+def _adapted_template(web_host: str | None, osc_client_ip: str | None) -> str:
+    text = config_template()
+    if web_host is None and osc_client_ip is None:
+        return text
+    import tomlkit
+
+    document = tomlkit.parse(text)
+    if web_host is not None:
+        document["webui"]["host"] = web_host  # type: ignore[index]
+    if osc_client_ip is not None:
+        document["osc"]["client_ip"] = osc_client_ip  # type: ignore[index]
+    return tomlkit.dumps(document)

@@ -41,11 +41,18 @@ def cli() -> None:
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace an existing config.toml (kept as .bak).")
-def init(directory: Path, force: bool) -> None:
+@click.option(
+    "--web-host",
+    help='Where the web UI listens, e.g. "0.0.0.0" on an instrument '
+    "reached from a laptop [default: 127.0.0.1].",
+)
+@click.option("--osc-client-ip", help="Where OSC output goes [default: 127.0.0.1].")
+def init(directory: Path, force: bool, web_host: str | None, osc_client_ip: str | None) -> None:
     """Create a workspace: config.toml, logs/, datasets/ and models/."""
     from antiphon import workspace
 
-    for path in workspace.init(directory, force=force):
+    created = workspace.init(directory, force=force, web_host=web_host, osc_client_ip=osc_client_ip)
+    for path in created:
         click.echo(f"created {path}{'/' if path.is_dir() else ''}")
     click.echo(f"Edit {directory / workspace.CONFIG_NAME}, then run `antiphon run` in {directory}.")
 

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Start antiphon in a container: make a workspace on first start, then play.
+# The web UI listens on every interface inside the container so that the published
+# port reaches it; OSC goes to the host by default (host.docker.internal).
+set -eu
+
+workspace=${ANTIPHON_WORKSPACE:-/workspace}
+if [ ! -f "$workspace/config.toml" ]; then
+    antiphon init "$workspace" --web-host 0.0.0.0 --osc-client-ip host.docker.internal
+fi
+cd "$workspace"
+if [ "$#" -eq 0 ]; then
+    exec antiphon run --config "$workspace/config.toml" --web-host 0.0.0.0 --web-port 4000
+fi
+exec "$@"
