@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
 from antiphon.model import files
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import Architecture
-from tests.integration.playing import Instrument
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -174,7 +174,7 @@ def test_docker_build_script_makes_a_working_environment(tmp_path, wheel):
         [
             tmp_path / "antiphon" / "bin" / "python",
             "-c",
-            "import sys, antiphon.cli, antiphon.model.loader; print('torch' in sys.modules)",
+            "import sys, antiphon.cli, antiphon.web.app; print('torch' in sys.modules)",
         ],
         capture_output=True,
         text=True,

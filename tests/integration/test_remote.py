@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from peers import free_port
 
 from antiphon import config as config_schema
 from antiphon.cli import cli
@@ -23,10 +24,8 @@ from antiphon.model.presets import Architecture
 from antiphon.workspace import Workspace, init
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_tcp_port() -> int:
+    return free_port(socket.SOCK_STREAM)
 
 
 def write_log(folder: Path, start: datetime) -> Path:
@@ -45,7 +44,7 @@ def instrument(tmp_path):
     write_log(ws.logs, datetime(2024, 6, 1, 10, 0))
     write_log(ws.logs, datetime(2024, 6, 2, 10, 0))
     (ws.datasets / "training-dataset-9d.npz").write_bytes(b"\x00" * 100)
-    port = free_port()
+    port = free_tcp_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "antiphon", "web", str(ws.root), "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -139,7 +138,7 @@ def test_password_and_connection_problems_are_explained(instrument):
     assert missing.exit_code == 1 and "asks for a password" in missing.output
     wrong = remote("--url", url, "status", password="nope")
     assert wrong.exit_code == 1 and "refused the password" in wrong.output
-    nobody = remote("--url", f"127.0.0.1:{free_port()}", "status")
+    nobody = remote("--url", f"127.0.0.1:{free_tcp_port()}", "status")
     assert nobody.exit_code == 1 and "cannot reach" in nobody.output
     assert "Traceback" not in nobody.output
 

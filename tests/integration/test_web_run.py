@@ -9,9 +9,8 @@ import time
 
 import httpx
 import pytest
+from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
-
-from tests.integration.playing import Instrument
 
 websockets = pytest.importorskip("websockets")
 
