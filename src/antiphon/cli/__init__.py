@@ -80,7 +80,7 @@ def main() -> None:
     cli(prog_name="antiphon")
 
 
-_COMMAND_MODULES = ("model",)
+_COMMAND_MODULES = ("model", "data")
 """Modules of antiphon.cli whose COMMANDS are added to the group."""
 
 

@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -122,6 +122,27 @@ class LogWriter:
                 os.fsync(f.fileno())  # on the disk: survives a power cut
             if done:
                 return
+
+
+def write_events(
+    directory: str | Path,
+    events: np.ndarray,
+    *,
+    source: str = INTERFACE,
+    started: datetime | None = None,
+) -> Path:
+    """Write (N, D) rows ``[dt, v1, ...]`` as a log whose timestamps follow the dts.
+
+    The first row is dated ``started`` plus its dt. Times are computed, not waited
+    for, so an hour of events is written in a second.
+    """
+    dimension = events.shape[1]
+    started = (started or datetime.now()).replace(microsecond=0)
+    offsets = np.cumsum(events[:, 0].astype(np.float64))
+    with LogWriter(directory, dimension, started=started, sync=False) as log:
+        for offset, values in zip(offsets.tolist(), events[:, 1:].tolist(), strict=True):
+            log.write(source, values, started + timedelta(seconds=offset))
+    return log.path
 
 
 def _unused(path: Path) -> Path:
