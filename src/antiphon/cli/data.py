@@ -277,6 +277,13 @@ def _find_dataset(source: Path, dimension: int | None) -> Path:
     help="Events between training windows (IMPSY: 1).",
 )
 @click.option(
+    "--epoch-windows",
+    type=click.IntRange(0),
+    default=8192,
+    show_default=True,
+    help="Windows an epoch holds at least: small datasets are passed over several times per epoch.",
+)
+@click.option(
     "--split",
     type=click.Choice(["performances", "impsy"]),
     default="performances",
@@ -320,11 +327,12 @@ def _find_dataset(source: Path, dimension: int | None) -> Path:
 @click.pass_context
 def train(ctx: click.Context, **options: object) -> None:
     """Train a model on a dataset; writes a new model file (never overwriting one)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("rich") is None:
-        raise click.ClickException(_TRAIN_HINT)
-    from antiphon.training.session import train_from_options
+    try:
+        from antiphon.training.session import train_from_options
+    except ImportError as exc:
+        if exc.name in ("torch", "rich") or "torch" in str(exc) or "rich" in str(exc):
+            raise click.ClickException(f"{_TRAIN_HINT} ({exc})") from None
+        raise
 
     given = {
         name

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from antiphon.data import impsy_npz
-from antiphon.data.logs import INTERFACE, dimension_from_name, read_log
+from antiphon.data.logs import INTERFACE, dimension_from_name, read_log, recording_order
 from antiphon.errors import AntiphonError
 
 FORMAT = "antiphon-dataset"
@@ -196,7 +196,10 @@ def from_logs(source: str | Path, dimension: int) -> Collected:
             f"no log folder {source}: play with antiphon to record logs there, or give the "
             "folder with --source"
         )
-    paths = sorted(p for p in source.glob("*.log") if dimension_from_name(p) == dimension)
+    paths = sorted(
+        (p for p in source.glob("*.log") if dimension_from_name(p) == dimension),
+        key=recording_order,
+    )
     if not paths:
         found = log_dimensions(source)
         if found:

@@ -33,7 +33,11 @@ class UnsafeDatasetError(AntiphonError):
 
 def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """What protocol-2 pickles call to turn a str back into bytes, and nothing more."""
-    if codecs.lookup(encoding).name != "iso8859-1":
+    try:
+        latin1 = codecs.lookup(encoding).name == "iso8859-1"
+    except LookupError:
+        latin1 = False
+    if not latin1:
         raise UnsafeDatasetError(f"pickle asks for encoding {encoding!r}; only latin-1 is allowed")
     return text.encode("latin-1", errors)
 
@@ -94,7 +98,9 @@ def read(path: str | Path) -> list[np.ndarray]:
             perfs = _read_member(archive.read(f"{KEY}.npy"))
     except UnsafeDatasetError as exc:
         raise UnsafeDatasetError(f"{path}: {exc}; it was not loaded") from None
-    except (zipfile.BadZipFile, ValueError, EOFError, pickle.UnpicklingError, MemoryError) as exc:
+    except AntiphonError:
+        raise
+    except Exception as exc:  # a crafted pickle can fail in many ways; none may escape
         raise AntiphonError(f"{path} is not a readable .npz dataset ({exc})") from None
     return _performances(path, perfs)
 

@@ -30,7 +30,8 @@ from antiphon.errors import AntiphonError
 
 INTERFACE = "interface"
 RNN = "rnn"
-NAME_PATTERN = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})-(\d+)d-mdrnn\.log$")
+NAME_PATTERN = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})(?:-(\d+))?-(\d+)d-mdrnn\.log$")
+"""IMPSY's log name; a second log started in the same second gets a counter after the time."""
 
 
 def log_name(when: datetime, dimension: int) -> str:
@@ -146,11 +147,13 @@ def write_events(
 
 
 def _unused(path: Path) -> Path:
-    """Two runs in the same second get distinct files rather than one merged log."""
+    """Two runs in the same second get distinct files rather than one merged log; the
+    counter goes before the dimension so the name keeps IMPSY's ending."""
     candidate, n = path, 1
+    stamp, rest = path.name[:19], path.name[19:]  # YYYY-MM-DDTHH-MM-SS | -{D}d-mdrnn.log
     while candidate.exists():
         n += 1
-        candidate = path.with_name(path.name.replace("-mdrnn.log", f"-mdrnn-{n}.log"))
+        candidate = path.with_name(f"{stamp}-{n}{rest}")
     return candidate
 
 
@@ -187,7 +190,14 @@ class LogFile:
 
 def dimension_from_name(path: str | Path) -> int | None:
     match = NAME_PATTERN.search(Path(path).name)
-    return int(match[2]) if match else None
+    return int(match[3]) if match else None
+
+
+def recording_order(path: str | Path) -> tuple[str, int, str]:
+    """Sort key putting logs in the order they were started."""
+    name = Path(path).name
+    match = NAME_PATTERN.search(name)
+    return (match[1], int(match[2] or 1), name) if match else ("", 0, name)
 
 
 def read_log(path: str | Path, dimension: int | None = None) -> LogFile:

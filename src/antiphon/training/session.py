@@ -34,6 +34,7 @@ OPTION_FIELDS = {
     "batchsize": "batch_size",
     "lr": "learning_rate",
     "stride": "stride",
+    "epoch_windows": "epoch_windows",
     "split": "split",
     "numepochs": "epochs",
     "earlystopping": "early_stopping",
