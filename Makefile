@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints.txt
 WORKSPACE ?= workspace
 
-.PHONY: run test lint bench models clean
+.PHONY: run test lint bench bench-train models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: lint
 bench: $(VENV)/.dev
 	$(BIN)/antiphon bench --markdown bench-results.md
 
+# Training quality and time to quality against IMPSY's recipe (about an hour; needs ../shared/impsy).
+bench-train: $(VENV)/.dev
+	mkdir -p build
+	$(BIN)/python benchmarks/training.py --markdown build/bench-train.md --json build/bench-train.json
+
+# The bundled default models (a few minutes; seeded, so the same files again).
 models: $(VENV)/.dev
 	$(BIN)/python -m antiphon.data.default_models
 

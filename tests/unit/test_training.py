@@ -53,7 +53,7 @@ class _Scripted(Trainer):
         self.snapshots = []
 
     def evaluate(self):
-        self.snapshots.append(copy.deepcopy(self.net.state_dict()))
+        self.snapshots.append(copy.deepcopy(self.averaged.state_dict()))
         return self.losses.pop(0)
 
 

@@ -60,6 +60,7 @@ class Settings:
     lr_patience: int | None = 3  # halve the learning rate after this many; None: never
     epoch_windows: int = 8192  # an epoch holds at least this many windows (small datasets)
     clip: float | None = 10.0  # gradient norm limit
+    average: float | None = 0.998  # decay of the weight average that is evaluated and kept
     seed: int | None = None
     device: str = "cpu"
     threads: int | None = None  # torch CPU threads; None: every core
@@ -70,7 +71,8 @@ class Settings:
             if self.lr_patience
             else ""
         )
-        return f"size {self.size}, batch {self.batch_size}, stride {self.stride}, {lr}"
+        average = f", weights averaged (decay {self.average:g})" if self.average else ""
+        return f"size {self.size}, batch {self.batch_size}, stride {self.stride}, {lr}{average}"
 
 
 IMPSY_SETTINGS = {
@@ -81,6 +83,7 @@ IMPSY_SETTINGS = {
     "lr_patience": None,
     "epoch_windows": 0,
     "clip": None,
+    "average": None,
 }
 """What IMPSY's ``train`` does: every window, batch 64, constant Adam 1e-3, its split."""
 
@@ -176,12 +179,16 @@ class Trainer:
         # forget-gate bias 1.
         self.net = from_weights(Weights.random(self.architecture, settings.seed)).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=settings.learning_rate)
+        # The weights evaluated and kept: an exponential moving average of the trained
+        # ones when ``average`` is set (it smooths out the optimiser's last steps).
+        self.averaged = copy.deepcopy(self.net) if settings.average else self.net
+        self.steps = 0
         self.epoch = 0
         self.seconds = 0.0  # training time so far, over every session of this run
         self.history: list[EpochRecord] = []
         self.best_val = math.inf
         self.best_epoch = 0
-        self.best_state = copy.deepcopy(self.net.state_dict())
+        self.best_state = copy.deepcopy(self.averaged.state_dict())
         self.stalled = 0  # epochs since the last improvement
         self.context: dict[str, Any] = {}  # the caller's notes, kept in checkpoints
 
@@ -212,6 +219,7 @@ class Trainer:
             if s.clip:
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), s.clip)
             self.optimizer.step()
+            self._update_average()
             value = loss.item()
             total += value * len(batch)
             used += len(batch)
@@ -221,13 +229,22 @@ class Trainer:
         return total / max(used, 1), used
 
     @torch.no_grad()
+    def _update_average(self) -> None:
+        self.steps += 1
+        if self.averaged is self.net:
+            return
+        decay = min(self.settings.average or 0.0, (1 + self.steps) / (10 + self.steps))
+        for mean, value in zip(self.averaged.parameters(), self.net.parameters(), strict=True):
+            mean.lerp_(value, 1.0 - decay)
+
+    @torch.no_grad()
     def evaluate(self) -> float:
         """Mean NLL per event over every validation window, each from a zero state."""
-        self.net.eval()
+        self.averaged.eval()
         total = 0.0
         for i in range(0, len(self.validation), 1024):
             w = self.validation[i : i + 1024]
-            mdn, _ = self.net(w[:, :-1])
+            mdn, _ = self.averaged(w[:, :-1])
             total += mdn_nll(mdn, w[:, 1:], self.architecture).double().sum().item()
         return total / (len(self.validation) * windows.WINDOW)
 
@@ -244,7 +261,7 @@ class Trainer:
         )
         if val_nll < self.best_val:
             self.best_val, self.best_epoch, self.stalled = val_nll, self.epoch, 0
-            self.best_state = copy.deepcopy(self.net.state_dict())
+            self.best_state = copy.deepcopy(self.averaged.state_dict())
             return True
         self.stalled += 1
         lr_patience = self.settings.lr_patience
@@ -284,6 +301,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "stalled": self.stalled,
             "net": self.net.state_dict(),
+            "averaged": self.averaged.state_dict(),
+            "steps": self.steps,
             "best_state": self.best_state,
             "optimizer": self.optimizer.state_dict(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
@@ -323,6 +342,8 @@ class Trainer:
         settings = dataclasses.replace(Settings(**state["settings"]), **changes)
         trainer = cls(dataset, settings)
         trainer.net.load_state_dict(state["net"])
+        trainer.averaged.load_state_dict(state["averaged"])
+        trainer.steps = state["steps"]
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.best_state = state["best_state"]
         trainer.best_val = state["best_val"]
