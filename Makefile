@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints.txt
 WORKSPACE ?= workspace
 
-.PHONY: run test lint bench bench-long models clean
+.PHONY: run test lint bench bench-long bench-train models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,6 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
-# One BLAS thread, as antiphon.model sets for itself: test modules that import NumPy
-# before antiphon would otherwise get OpenBLAS worker threads, which spin and crawl
-# when the machine is busy (timed tests then take ten times longer).
 test: lint
 	$(BIN)/python -m pytest
 
@@ -44,6 +41,12 @@ bench: $(VENV)/.dev
 bench-long: $(VENV)/.dev
 	$(BIN)/python -m antiphon.engine.bench --long
 
+# Training quality and time to quality against IMPSY's recipe (about an hour; needs ../shared/impsy).
+bench-train: $(VENV)/.dev
+	mkdir -p build
+	$(BIN)/python benchmarks/training.py --markdown build/bench-train.md --json build/bench-train.json
+
+# The bundled default models (a few minutes; seeded, so the same files again).
 models: $(VENV)/.dev
 	$(BIN)/python -m antiphon.data.default_models
 

@@ -35,6 +35,8 @@ def test_two_runs_in_the_same_second_get_two_files(tmp_path):
         a.write("interface", [0.1, 0.2])
         b.write("interface", [0.3, 0.4])
     assert a.path != b.path and a.path.exists() and b.path.exists()
+    assert b.path.name == "2024-03-01T12-00-00-2-3d-mdrnn.log"  # still IMPSY's ending
+    assert logs.dimension_from_name(b.path) == 3
 
 
 def test_writer_rejects_wrong_length_and_use_after_close(tmp_path):

@@ -87,7 +87,7 @@ def main() -> None:
     cli(prog_name="antiphon")
 
 
-_COMMAND_MODULES = ("model", "run", "web", "remote")
+_COMMAND_MODULES = ("model", "data", "run", "web", "remote")
 """Modules of antiphon.cli whose COMMANDS are added to the group."""
 
 

@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -30,7 +30,8 @@ from antiphon.errors import AntiphonError
 
 INTERFACE = "interface"
 RNN = "rnn"
-NAME_PATTERN = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})-(\d+)d-mdrnn\.log$")
+NAME_PATTERN = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})(?:-(\d+))?-(\d+)d-mdrnn\.log$")
+"""IMPSY's log name; a second log started in the same second gets a counter after the time."""
 
 
 def log_name(when: datetime, dimension: int) -> str:
@@ -124,12 +125,35 @@ class LogWriter:
                 return
 
 
+def write_events(
+    directory: str | Path,
+    events: np.ndarray,
+    *,
+    source: str = INTERFACE,
+    started: datetime | None = None,
+) -> Path:
+    """Write (N, D) rows ``[dt, v1, ...]`` as a log whose timestamps follow the dts.
+
+    The first row is dated ``started`` plus its dt. Times are computed, not waited
+    for, so an hour of events is written in a second.
+    """
+    dimension = events.shape[1]
+    started = (started or datetime.now()).replace(microsecond=0)
+    offsets = np.cumsum(events[:, 0].astype(np.float64))
+    with LogWriter(directory, dimension, started=started, sync=False) as log:
+        for offset, values in zip(offsets.tolist(), events[:, 1:].tolist(), strict=True):
+            log.write(source, values, started + timedelta(seconds=offset))
+    return log.path
+
+
 def _unused(path: Path) -> Path:
-    """Two runs in the same second get distinct files rather than one merged log."""
+    """Two runs in the same second get distinct files rather than one merged log; the
+    counter goes before the dimension so the name keeps IMPSY's ending."""
     candidate, n = path, 1
+    stamp, rest = path.name[:19], path.name[19:]  # YYYY-MM-DDTHH-MM-SS | -{D}d-mdrnn.log
     while candidate.exists():
         n += 1
-        candidate = path.with_name(path.name.replace("-mdrnn.log", f"-mdrnn-{n}.log"))
+        candidate = path.with_name(f"{stamp}-{n}{rest}")
     return candidate
 
 
@@ -166,7 +190,14 @@ class LogFile:
 
 def dimension_from_name(path: str | Path) -> int | None:
     match = NAME_PATTERN.search(Path(path).name)
-    return int(match[2]) if match else None
+    return int(match[3]) if match else None
+
+
+def recording_order(path: str | Path) -> tuple[str, int, str]:
+    """Sort key putting logs in the order they were started."""
+    name = Path(path).name
+    match = NAME_PATTERN.search(name)
+    return (match[1], int(match[2] or 1), name) if match else ("", 0, name)
 
 
 def read_log(path: str | Path, dimension: int | None = None) -> LogFile:
