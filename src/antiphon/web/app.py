@@ -26,6 +26,7 @@ from antiphon import __version__
 from antiphon import config as config_schema
 from antiphon.errors import AntiphonError
 from antiphon.web import security
+from antiphon.web.jobs import Jobs
 from antiphon.web.security import MB, Refused
 from antiphon.workspace import Workspace
 
@@ -49,7 +50,7 @@ class WebState:
     engine: Any | None = None  # an antiphon.engine.Engine when inside `antiphon run`
     started: float = field(default_factory=time.monotonic)
     password: str | None = None
-    jobs: dict[str, Any] = field(default_factory=dict)
+    jobs: Jobs = field(default_factory=Jobs)
 
     def read_config(self) -> config_schema.Config | None:
         """The workspace config, or None when it is missing or invalid."""

@@ -76,9 +76,14 @@ def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def _stat(path: Path) -> tuple[int, int]:
+def stat(path: Path) -> tuple[int, int]:
+    """(size, mtime in ns): what summaries are cached by."""
     st = path.stat()
     return st.st_size, st.st_mtime_ns
+
+
+def modified(mtime_ns: int) -> datetime:
+    return datetime.fromtimestamp(mtime_ns / 1e9)
 
 
 def performed_at(path: Path) -> datetime | None:
@@ -92,7 +97,7 @@ def log_infos(folder: Path) -> list[LogInfo]:
 
 
 def log_info(path: Path) -> LogInfo:
-    return _log_info(path, *_stat(path))
+    return _log_info(path, *stat(path))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,7 +106,7 @@ def _log_info(path: Path, size: int, mtime_ns: int) -> LogInfo:
     return LogInfo(
         name=path.name,
         size=size,
-        modified=performed_at(path) or datetime.fromtimestamp(mtime_ns / 1e9),
+        modified=performed_at(path) or modified(mtime_ns),
         dimension=log.dimension,
         events=len(log.times),
         duration=log.duration,
@@ -133,25 +138,25 @@ def model_infos(folder: Path) -> list[ModelInfo]:
 
 
 def model_info(path: Path) -> ModelInfo:
-    return _model_info(path, *_stat(path))
+    return _model_info(path, *stat(path))
 
 
 @functools.lru_cache(maxsize=1024)
 def _model_info(path: Path, size: int, mtime_ns: int) -> ModelInfo:
-    modified = datetime.fromtimestamp(mtime_ns / 1e9)
+    changed = modified(mtime_ns)
     try:
         kind, arch, metadata = describe_model(path)
     except AntiphonError as exc:
-        return ModelInfo(path.name, size, modified, "unreadable", "", None, "", None, str(exc))
+        return ModelInfo(path.name, size, changed, "unreadable", "", None, "", None, str(exc))
     training = metadata.get("training") if isinstance(metadata.get("training"), dict) else {}
     dataset = training.get("dataset") or metadata.get("imported_from") or ""
     if isinstance(dataset, dict):
-        dataset = dataset.get("name", "")
+        dataset = dataset.get("file", "")
     val = training.get("best_val_nll_scaled", training.get("best_val_nll"))
     return ModelInfo(
         name=path.name,
         size=size,
-        modified=modified,
+        modified=changed,
         kind=kind,
         architecture=short_architecture(arch),
         dimension=arch.dimension,

@@ -78,7 +78,8 @@ def web_service(workspace: Workspace, host: str, port: int) -> Callable[[Any], A
                 exc.strerror or exc,
             )
             await asyncio.Event().wait()  # stay as a service until antiphon stops
-        instance = server(create_app(workspace, engine=engine), host, port, own_signals=False)
+        app = create_app(workspace, engine=engine)
+        instance = server(app, host, port, own_signals=False)
         shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
         log.info("web UI on http://%s:%s/", shown, sock.getsockname()[1])
         task = asyncio.create_task(instance.serve(sockets=[sock]))
@@ -92,6 +93,7 @@ def web_service(workspace: Workspace, host: str, port: int) -> Callable[[Any], A
             log.warning("web UI stopped: %s; antiphon keeps playing", exc)
             await asyncio.Event().wait()
         finally:
+            await app.state.web.jobs.close()  # a training run stops and keeps its best
             sock.close()
 
     return serve

@@ -12,6 +12,7 @@ from antiphon.web.pages import (
     live,
     logs,
     models,
+    train,
 )
 
 ROUTES: list[BaseRoute] = [
@@ -23,5 +24,6 @@ ROUTES: list[BaseRoute] = [
     *logs.routes,
     *datasets.routes,
     *models.routes,
+    *train.routes,
     *config.routes,
 ]

@@ -1,30 +1,166 @@
-"""Datasets: list, download, delete."""
+"""Datasets: build from logs (off the event loop, with progress), summary and plot,
+download, upload (IMPSY's .npz too, loaded without running its pickled code), delete."""
 
 from __future__ import annotations
 
+import functools
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from antiphon.data import dataset as datasets
+from antiphon.errors import AntiphonError
 from antiphon.web import listing
-from antiphon.web.app import render, state
-from antiphon.web.pages.common import back, chosen_files, existing, in_thread
+from antiphon.web.app import WebState, render, state
+from antiphon.web.jobs import Progress
+from antiphon.web.pages.common import back, chosen_files, existing, in_thread, save_upload
+from antiphon.web.security import Refused, confine
 
 SUFFIXES = (".npz",)
+PLOT_POINTS = 3000
+MAX_GAP = 10.0  # seconds: longer pauses are drawn this long
 
 
-def _dataset_files(folder):
-    return [
-        listing.FileInfo(
-            p.name, p.stat().st_size, listing.datetime.fromtimestamp(p.stat().st_mtime)
-        )
-        for p in listing.files_in(folder, SUFFIXES)
-    ]
+def dataset_infos(folder: Path) -> list[dict[str, Any]]:
+    return [_info(p, *listing.stat(p)) for p in listing.files_in(folder, SUFFIXES)]
+
+
+@functools.lru_cache(maxsize=256)
+def _info(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": path.name,
+        "size_text": listing.human_size(size),
+        "modified": listing.modified(mtime_ns),
+    }
+    try:
+        summary = datasets.load(path).summary()
+    except AntiphonError as exc:
+        return info | {"problem": str(exc).replace(str(path), path.name)}
+    minutes, seconds = divmod(round(summary.seconds), 60)
+    return info | {
+        "dimension": summary.dimension,
+        "performances": summary.performances,
+        "events": summary.events,
+        "duration": f"{minutes}:{seconds:02d}",
+        "lines": summary.lines(),
+    }
+
+
+def series(path: Path) -> dict[str, Any]:
+    """A dataset as plot data: controls over (pause-shortened) time, thinned evenly."""
+    data = datasets.load(path)
+    events = data.events.astype(np.float64)
+    t = np.cumsum(np.minimum(events[:, 0], MAX_GAP))
+    keep = np.linspace(0, len(t) - 1, min(len(t), PLOT_POINTS)).astype(int)
+    return {
+        "name": path.name,
+        "dimension": data.dimension,
+        "events": len(events),
+        "t": np.round(t[keep], 3).tolist(),
+        "values": np.round(events[keep, 1:].T, 4).tolist(),
+        "boundaries": np.round(t[data.offsets[1:-1]], 3).tolist(),
+    }
 
 
 async def index(request: Request) -> Response:
-    infos = await in_thread(_dataset_files, state(request).workspace.datasets)
-    return render(request, "datasets.html", datasets=infos)
+    web = state(request)
+    infos = await in_thread(dataset_infos, web.workspace.datasets)
+    found = await in_thread(datasets.log_dimensions, web.workspace.logs)
+    config = web.read_config()
+    return render(
+        request,
+        "datasets.html",
+        datasets=infos,
+        log_dimensions=sorted(found.items()),
+        default_dimension=config.model.dimension if config else None,
+        jobs=[j for j in web.jobs if j.kind == "dataset"][:5],
+    )
+
+
+async def preview(request: Request) -> Response:
+    path = existing(state(request).workspace.datasets, request.path_params["name"], "dataset")
+    info = await in_thread(_info, path, *listing.stat(path))
+    return render(request, "dataset.html", dataset=info)
+
+
+async def data(request: Request) -> Response:
+    path = existing(state(request).workspace.datasets, request.path_params["name"], "dataset")
+    try:
+        return JSONResponse(await in_thread(series, path))
+    except AntiphonError as exc:
+        raise Refused(str(exc).replace(str(path), path.name)) from None
+
+
+def build(web: WebState, dimension: int, impsy_format: bool) -> Any:
+    """Start building a dataset from every log of this dimension; returns the job."""
+    name = datasets.default_name(dimension)
+    workspace = web.workspace
+
+    def work(progress: Progress) -> str:
+        progress(0.05, f"reading the {dimension}d logs")
+        collected = datasets.from_logs(workspace.logs, dimension)
+        progress(0.8, "writing the dataset")
+        path = datasets.save(
+            workspace.datasets / name, collected.dataset, "impsy" if impsy_format else "antiphon"
+        )
+        job.result = path.name
+        summary = collected.dataset.summary()
+        return (
+            f"{path.name}: {summary.performances} performances, {summary.events:,} events "
+            f"from {collected.logs} logs"
+        )
+
+    job = web.jobs.in_thread("dataset", f"{name} from logs/", work)
+    return job
+
+
+async def start_build(request: Request) -> Response:
+    form = await request.form()
+    try:
+        dimension = int(str(form.get("dimension", "")))
+    except ValueError:
+        raise Refused("choose the dimension of the logs to collect") from None
+    if dimension < 2:
+        raise Refused("the dimension is at least 2")
+    job = build(state(request), dimension, form.get("format") == "impsy")
+    return back("/datasets", flash=f"Building {job.title}…")
+
+
+async def upload(request: Request) -> Response:
+    web = state(request)
+    form = await request.form()
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        raise Refused("choose a dataset file (.npz) to upload")
+    name = Path(file.filename).name
+    target = confine(web.workspace.datasets, name)
+    if target.suffix not in SUFFIXES:
+        raise Refused(f"{name}: datasets are .npz files (antiphon's or IMPSY's)")
+    if target.exists():
+        raise Refused(
+            f"a dataset called {name} already exists; rename the file or delete the old one first",
+            409,
+        )
+    web.workspace.datasets.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".upload-{secrets.token_hex(4)}.npz")
+    await save_upload(file, staging)
+    try:
+        summary = (await in_thread(datasets.load, staging)).summary()
+    except AntiphonError as exc:
+        staging.unlink(missing_ok=True)
+        raise Refused(f"{name} was not kept: {str(exc).replace(str(staging), name)}") from None
+    staging.rename(target)
+    return back(
+        "/datasets",
+        flash=f"Uploaded {name}: {summary.performances} performances, "
+        f"{summary.events:,} events, dimension {summary.dimension}.",
+    )
 
 
 async def download(request: Request) -> Response:
@@ -49,8 +185,21 @@ async def delete(request: Request) -> Response:
     return back("/datasets", flash=f"Deleted {len(paths)} dataset{'s' * (len(paths) != 1)}.")
 
 
+async def job_status(request: Request) -> Response:
+    try:
+        job = state(request).jobs.get(request.path_params["id"])
+    except KeyError:
+        raise Refused("no such job (jobs are forgotten when antiphon restarts)", 404) from None
+    return JSONResponse(job.to_dict())
+
+
 routes = [
     Route("/datasets", index),
+    Route("/datasets/build", start_build, methods=["POST"]),
+    Route("/datasets/upload", upload, methods=["POST"]),
     Route("/datasets/delete", delete, methods=["POST"]),
+    Route("/datasets/{name}", preview),
+    Route("/datasets/{name}/data", data),
     Route("/datasets/{name}/download", download),
+    Route("/api/jobs/{id}", job_status),
 ]

@@ -17,7 +17,7 @@ function drawPlot(canvas, t, series, opts = {}) {
   const ctx = canvas.getContext("2d");
   ctx.scale(ratio, ratio);
   ctx.clearRect(0, 0, width, height);
-  const left = 34, right = 10, top = 10, bottom = 24;
+  const left = opts.yLabels ? 44 : 34, right = 10, top = 10, bottom = 24;
   const w = width - left - right, h = height - top - bottom;
   const t0 = opts.t0 ?? (t.length ? t[0] : 0);
   const t1 = opts.t1 ?? (t.length ? t[t.length - 1] : 1);
@@ -28,17 +28,22 @@ function drawPlot(canvas, t, series, opts = {}) {
   ctx.fillStyle = "#6b6f85";
   ctx.strokeStyle = "#e1e3ec";
   ctx.lineWidth = 1;
-  for (const v of [0, 0.5, 1]) {
+  [0, 0.5, 1].forEach((v, i) => {
     ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(left + w, y(v)); ctx.stroke();
-    ctx.fillText(v.toFixed(1), 6, y(v) + 4);
+    ctx.fillText(opts.yLabels ? opts.yLabels[i] : v.toFixed(1), 2, y(v) + 4);
+  });
+  ctx.strokeStyle = "#b8bccb";
+  for (const mark of opts.marks || []) {
+    ctx.beginPath(); ctx.moveTo(x(mark), top); ctx.lineTo(x(mark), top + h); ctx.stroke();
   }
   const ticks = 6;
   for (let i = 0; i <= ticks; i++) {
     const tv = t0 + (span * i) / ticks;
-    ctx.fillText(formatSeconds(opts.relative ? tv - t1 : tv), x(tv) - 12, height - 6);
+    const label = opts.xLabel ? opts.xLabel(tv) : formatSeconds(opts.relative ? tv - t1 : tv);
+    ctx.fillText(label, x(tv) - 12, height - 6);
   }
   series.forEach((values, k) => {
-    ctx.strokeStyle = COLORS[k % COLORS.length];
+    ctx.strokeStyle = (opts.colors || COLORS)[k % (opts.colors || COLORS).length];
     ctx.fillStyle = ctx.strokeStyle;
     ctx.lineWidth = 1.6;
     ctx.beginPath();
@@ -65,7 +70,7 @@ async function loadPlots() {
     if (!response.ok) { canvas.replaceWith(document.createTextNode(await response.text())); continue; }
     const data = await response.json();
     const dots = data.sources ? data.sources.map((s) => s === "rnn") : null;
-    const draw = () => drawPlot(canvas, data.t, data.values, { dots });
+    const draw = () => drawPlot(canvas, data.t, data.values, { dots, marks: data.boundaries });
     draw();
     window.addEventListener("resize", draw);
   }
@@ -271,7 +276,43 @@ function wireLive() {
   requestAnimationFrame(draw);
 }
 
+// Loss curves of a training run: training and validation NLL per epoch.
+function drawLoss(canvas, epochs) {
+  if (!epochs.length) return;
+  const train = epochs.map((e) => e.train_nll), val = epochs.map((e) => e.val_nll);
+  const all = train.concat(val).filter(Number.isFinite);
+  const low = Math.min(...all), high = Math.max(...all);
+  const span = Math.max(high - low, 1e-6);
+  const scale = (v) => (v - low) / span;
+  const t = epochs.map((e) => e.epoch);
+  drawPlot(canvas, t, [train.map(scale), val.map(scale)], { colors: ["#3a6ea5", "#ef8354"],
+    yLabels: [low, (low + high) / 2, high].map((v) => v.toFixed(2)), xLabel: (v) => `${Math.round(v)}` });
+}
+
+// Jobs (dataset builds, training runs) shown with a progress bar, polled while running.
+function wireJobs() {
+  for (const el of document.querySelectorAll('[data-job][data-state="running"]')) {
+    const timer = setInterval(async () => {
+      const response = await fetch(`/api/jobs/${el.dataset.job}`);
+      if (!response.ok) { clearInterval(timer); return; }
+      const job = await response.json();
+      el.querySelector("progress").value = job.progress;
+      el.querySelector(".job-message").textContent = job.message;
+      el.querySelector(".job-state").textContent = job.state;
+      el.dataset.state = job.state;
+      const loss = el.querySelector("canvas.loss");
+      if (loss) drawLoss(loss, job.epochs);
+      if (job.state !== "running") {
+        clearInterval(timer);
+        if (el.dataset.reload !== "no") setTimeout(() => location.reload(), 800);
+      }
+    }, 1000);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("canvas.loss").forEach((c) => drawLoss(c, JSON.parse(c.dataset.epochs)));
+  wireJobs();
   wireSelectAll();
   wireRefresh();
   wireControl();

@@ -1,0 +1,207 @@
+"""Long work the web UI starts and watches: building a dataset, training a model.
+
+A dataset build runs in a worker thread of this process; training runs as a separate
+process at low priority, so neither can hold up the engine playing in this one. The
+web pages read a job's state; nothing here blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import shutil
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from antiphon.errors import AntiphonError
+
+State = Literal["running", "done", "failed", "stopped"]
+Progress = Callable[[float, str], None]
+"""How a job reports: (fraction done 0..1, what it is doing)."""
+
+
+@dataclass
+class Job:
+    kind: str  # "dataset" or "train"
+    title: str
+    id: str = field(default_factory=lambda: secrets.token_hex(4))
+    state: State = "running"
+    progress: float = 0.0
+    message: str = "starting"
+    result: str | None = None  # the file it made
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    progress_file: Path | None = None
+    _read_upto: int = 0
+
+    def report(self, fraction: float, message: str) -> None:
+        self.progress = max(0.0, min(1.0, fraction))
+        self.message = message
+
+    def finish(self, state: State, message: str, result: str | None = None) -> None:
+        self.state, self.message, self.result = state, message, result
+        self.finished = time.time()
+        if state == "done":
+            self.progress = 1.0
+
+    def refresh(self) -> None:
+        """Apply the JSON lines a training run has added to its progress file."""
+        if self.progress_file is None:
+            return
+        try:
+            with self.progress_file.open("rb") as f:
+                f.seek(self._read_upto)
+                data = f.read()
+        except OSError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]
+        self._read_upto += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self._apply(json.loads(line))
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        kind = record.get("event")
+        if kind == "start":
+            self.message = f"training {Path(record['model']).name}"
+        elif kind == "batch":
+            epochs = max(1, record["epochs"])
+            done = (record["epoch"] - 1 + record["done"] / max(1, record["total"])) / epochs
+            self.report(done, f"epoch {record['epoch']} of {record['epochs']}")
+        elif kind == "epoch":
+            self.epochs.append(record)
+        elif kind == "done":
+            self.result = Path(record["model"]).name
+            self.message = record.get("message", "done")
+
+    def to_dict(self) -> dict[str, Any]:
+        self.refresh()
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "title": self.title,
+            "state": self.state,
+            "progress": self.progress,
+            "message": self.message,
+            "result": self.result,
+            "output": list(self.output)[-20:],
+            "epochs": self.epochs,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+class Jobs:
+    """Every job of this web UI, newest first; one training run at a time."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(sorted(self._jobs.values(), key=lambda j: j.started, reverse=True))
+
+    def get(self, job_id: str) -> Job:
+        if job_id not in self._jobs:
+            raise KeyError(job_id)
+        return self._jobs[job_id]
+
+    def running(self, kind: str) -> Job | None:
+        return next((j for j in self if j.kind == kind and j.state == "running"), None)
+
+    def in_thread(self, kind: str, title: str, work: Callable[[Progress], str]) -> Job:
+        """Run ``work(progress)`` in a worker thread; it returns a message for the user."""
+        job = self._add(kind, title)
+
+        async def run() -> None:
+            try:
+                message = await asyncio.to_thread(work, job.report)
+            except AntiphonError as exc:
+                job.finish("failed", str(exc))
+            except Exception as exc:  # a bug must show on the page, not kill the web UI
+                job.finish("failed", f"{type(exc).__name__}: {exc}")
+            else:
+                job.finish("done", message, result=job.result)
+
+        self._spawn(run())
+        return job
+
+    def in_process(
+        self, kind: str, title: str, argv: list[str], cwd: Path, progress_file: Path
+    ) -> Job:
+        """Run ``argv`` as a low-priority process; ``progress_file`` receives JSON lines."""
+        if self.running(kind):
+            raise AntiphonError(f"a {kind} job is already running; stop it or wait for it")
+        job = self._add(kind, title)
+        job.progress_file = progress_file
+        if shutil.which("nice"):
+            argv = ["nice", "-n", "10", *argv]
+
+        async def run() -> None:
+            try:
+                job.process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=cwd,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                job.finish("failed", f"could not start: {exc}")
+                return
+            assert job.process.stdout is not None
+            async for raw in job.process.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                if line:
+                    job.output.append(line)
+            code = await job.process.wait()
+            job.refresh()
+            if code == 0:
+                job.finish("done", job.message, job.result)
+            elif job.result is not None:  # stopped early, and kept the best so far
+                job.finish("stopped", job.message, job.result)
+            else:
+                job.finish("failed", job.output[-1] if job.output else f"exit code {code}")
+
+        self._spawn(run())
+        return job
+
+    def stop(self, job_id: str) -> Job:
+        """Ask a process job to stop as Ctrl-C would: it keeps what it has so far."""
+        job = self.get(job_id)
+        if job.process is not None and job.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                job.process.send_signal(signal.SIGINT)
+            job.message = "stopping (keeping the best so far)…"
+        return job
+
+    async def close(self) -> None:
+        for job in self:
+            if job.process is not None and job.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    job.process.send_signal(signal.SIGINT)
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _add(self, kind: str, title: str) -> Job:
+        job = Job(kind, title)
+        self._jobs[job.id] = job
+        for old in list(self)[20:]:  # keep the last twenty
+            if old.state != "running":
+                del self._jobs[old.id]
+        return job
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
