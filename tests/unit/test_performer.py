@@ -35,7 +35,7 @@ def test_knobs_play_like_a_midi_controller(knobs):
 
 def test_a_sensor_streams_every_control_at_once(sensor):
     dt = _gaps(sensor)
-    assert 0.015 < np.median(dt) < 0.025 and np.mean(dt < 0.001) == 0
+    assert 0.012 < np.median(dt) < 0.030 and np.mean(dt < 0.001) < 0.05
     assert np.sum(dt > 1.0) >= 10  # the hand lifts off
     changed = np.count_nonzero(np.diff(sensor[:, 1:], axis=0), axis=1)
     assert np.mean(changed >= 2) > 0.5

@@ -265,7 +265,7 @@ def _find_dataset(source: Path, dimension: int | None) -> Path:
 @click.option(
     "--lr",
     type=click.FloatRange(0, min_open=True),
-    default=1e-3,
+    default=2e-3,
     show_default=True,
     help="Adam learning rate.",
 )

@@ -8,9 +8,10 @@ holds still. Two kinds of instrument are imitated:
 - ``knobs``: a MIDI controller. Each event changes one control, quantised to 1/127,
   sent when a scan of the hardware (every ~10 ms) sees it move; controls moving
   together give runs of events well under a millisecond apart.
-- ``sensor``: a touch surface or accelerometer. Every event carries all controls,
-  streamed every ~20 ms while the performer touches or moves it; controls are
-  correlated through a few shared motions (a tilt moves two axes at once).
+- ``sensor``: a touch surface, an accelerometer, a multi-sensor instrument. Every
+  event carries all controls, streamed while the performer touches or moves it,
+  faster while the hand moves (~14 ms) than while it rests (~26 ms); a tremor is
+  shared between controls through a few common motions.
 
 The result has the statistics of real logs: a median dt near 20 ms, a long tail of
 pauses, and (for knobs) a share of simultaneous events. It is used to train the
@@ -201,17 +202,22 @@ class Performer:
         mixing /= np.abs(mixing).sum(axis=0, keepdims=True)  # each control a blend of motions
         times: list[float] = []
         rows: list[np.ndarray] = []
-        held = np.full(self.controls, 0.5)  # where the hand rests, without its tremor
+        held = np.full(self.controls, 0.5)  # where the hand is, without its tremor
         for start, end, motions in self._score(seconds):
             t = start
             while t < end:
+                before = held.copy()
                 for motion in motions:
                     if motion.t0 <= t <= motion.t1 + 0.05:
                         held[motion.controls] = motion.at(t)
                 tremor = mixing.T @ rng.normal(0, 0.004, latent)
                 times.append(t)
                 rows.append(np.clip(np.round(held + tremor, 4), 0.0, 1.0))
-                t += float(rng.lognormal(np.log(0.019), 0.25))
+                moving = np.abs(held - before).max() > 0.004
+                if rng.random() < 0.04:  # two reports in one packet
+                    t += float(rng.uniform(0.0002, 0.002))
+                else:  # reports come faster while the hand moves
+                    t += float(rng.lognormal(np.log(0.014 if moving else 0.026), 0.3))
         return np.array(times), np.array(rows).reshape(-1, self.controls)
 
 
