@@ -55,6 +55,14 @@ def test_every_control_sweeps_its_whole_range_and_some_move_together(request, fi
     assert np.mean(together) > 0.2
 
 
+def test_sensor_controls_are_correlated_through_shared_motions():
+    values = Performer(9, style="sensor", seed=2).performance(120)[:, 1:]
+    moves = np.diff(values, axis=0)
+    correlation = np.corrcoef(moves.T)[np.triu_indices(8, 1)]
+    assert np.max(np.abs(correlation)) > 0.6  # several controls follow one hand
+    assert np.min(np.percentile(values, 98, axis=0) - np.percentile(values, 2, axis=0)) > 0.5
+
+
 def test_a_seed_makes_the_same_performance():
     a = Performer(5, seed=9).performance(30)
     b = Performer(5, seed=9).performance(30)
