@@ -430,10 +430,13 @@ def unused_path(directory: Path, stem: str, suffix: str) -> Path:
 
 def metadata(run: Run, dataset_name: str, dataset: Dataset) -> dict[str, Any]:
     s = run.settings
+    summary = dataset.summary()
     return {
+        "trained_on": f"{dataset_name}: {summary.performances} performances, "
+        f"{summary.events:,} events, {summary.seconds / 60:.0f} min",
         "validation_nll": round(run.best_val_nll, 4),
         "training": {
-            "dataset": {"file": dataset_name, **dataset.summary().to_dict()},
+            "dataset": {"file": dataset_name, **summary.to_dict()},
             "split": run.split,
             "epochs": len(run.history),
             "best_epoch": run.best_epoch,
