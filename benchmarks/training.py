@@ -87,15 +87,14 @@ def throughput(
     """Training events per second of one recipe, fastest of several short bursts."""
     trainer = Trainer(data, dataclasses.replace(settings, epochs=1))
     best = math.inf
-    batch_list = list(
-        windows.epoch_batches(
-            trainer.split.train,
-            stride=settings.stride,
-            batch_size=settings.batch_size,
-            min_windows=batches * settings.batch_size,
-            rng=np.random.default_rng(0),
-        )
-    )[:batches]
+    epoch = windows.plan_epoch(
+        trainer.split.train,
+        stride=settings.stride,
+        batch_size=settings.batch_size,
+        min_windows=batches * settings.batch_size,
+        rng=np.random.default_rng(0),
+    )
+    batch_list = list(epoch)[:batches]
     for _ in range(rounds):
         started = time.perf_counter()
         for batch in batch_list:

@@ -28,7 +28,8 @@ print(json.dumps({{
     "spans": (np.percentile(values, 98, axis=0) - np.percentile(values, 2, axis=0)).tolist(),
     "distinct": [len(np.unique(v)) for v in values.T],
     "dt_median": float(np.median(dt)),
-    "dt_spread": float(np.percentile(dt, 90) / max(np.percentile(dt, 10), 1e-9)),
+    "dt_variation": float(dt.std() / dt.mean()),
+    "pauses": int((dt > 0.25).sum()),
     "dt_distinct": len(np.unique(dt)),
     "longest_still": longest_still,
     "torch": "torch" in sys.modules and sys.modules["torch"] is not None,
@@ -52,7 +53,8 @@ def test_a_bundled_model_moves_every_control_with_varied_timing(dimension):
     assert min(played["spans"]) > 0.6, played  # every control through most of its range
     assert min(played["distinct"]) > 20, played  # ... in many steps, not two states
     assert 0.003 < played["dt_median"] < 0.2, played  # human-scale timing
-    assert played["dt_spread"] > 2 and played["dt_distinct"] > 200, played  # varied, not constant
+    assert played["dt_variation"] > 0.5 and played["dt_distinct"] > 200, played  # not a metronome
+    assert played["pauses"] >= 2, played  # it breathes
     assert played["longest_still"] < 100, played  # it never stalls on one value
 
 

@@ -35,7 +35,7 @@ def test_knobs_play_like_a_midi_controller(knobs):
 
 def test_a_sensor_streams_every_control_at_once(sensor):
     dt = _gaps(sensor)
-    assert 0.015 < np.median(dt) < 0.025 and np.mean(dt < 0.001) == 0
+    assert 0.012 < np.median(dt) < 0.030 and np.mean(dt < 0.001) < 0.05
     assert np.sum(dt > 1.0) >= 10  # the hand lifts off
     changed = np.count_nonzero(np.diff(sensor[:, 1:], axis=0), axis=1)
     assert np.mean(changed >= 2) > 0.5
@@ -53,6 +53,14 @@ def test_every_control_sweeps_its_whole_range_and_some_move_together(request, fi
     moving = np.diff(values, axis=0) != 0
     together = [moving[bins[1:] == b].any(axis=0).sum() >= 2 for b in np.unique(bins[1:])]
     assert np.mean(together) > 0.2
+
+
+def test_sensor_controls_are_correlated_through_shared_motions():
+    values = Performer(9, style="sensor", seed=2).performance(120)[:, 1:]
+    moves = np.diff(values, axis=0)
+    correlation = np.corrcoef(moves.T)[np.triu_indices(8, 1)]
+    assert np.max(np.abs(correlation)) > 0.6  # several controls follow one hand
+    assert np.min(np.percentile(values, 98, axis=0) - np.percentile(values, 2, axis=0)) > 0.5
 
 
 def test_a_seed_makes_the_same_performance():

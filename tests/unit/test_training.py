@@ -75,7 +75,8 @@ def test_the_learning_rate_halves_when_validation_stalls(data):
         data, dataclasses.replace(TINY, epochs=5, lr_patience=2), losses=[3, 4, 4, 2, 5]
     )
     run = fit(trainer)
-    assert [r.learning_rate for r in run.history] == [1e-3, 1e-3, 1e-3, 5e-4, 5e-4]
+    lr = TINY.learning_rate
+    assert [r.learning_rate for r in run.history] == [lr, lr, lr, lr / 2, lr / 2]
 
 
 def test_the_saved_model_scores_the_recorded_best_with_numpy_only(data, tmp_path):

@@ -65,7 +65,7 @@ def test_epoch_batches_use_every_event_once_per_pass_at_a_random_phase():
     starts_seen = set()
     for _ in range(20):
         batches = list(
-            windows.epoch_batches(runs, stride=WINDOW, batch_size=4, min_windows=0, rng=rng)
+            windows.plan_epoch(runs, stride=WINDOW, batch_size=4, min_windows=0, rng=rng)
         )
         stacked = np.concatenate(batches)  # (W, 51, 2)
         assert stacked.shape[1:] == (WINDOW + 1, 2)
@@ -82,7 +82,5 @@ def test_epoch_batches_use_every_event_once_per_pass_at_a_random_phase():
 def test_small_datasets_make_epochs_of_several_passes():
     runs = [np.zeros((200, 3), np.float32)]
     rng = np.random.default_rng(0)
-    batches = list(
-        windows.epoch_batches(runs, stride=WINDOW, batch_size=8, min_windows=64, rng=rng)
-    )
-    assert sum(len(b) for b in batches) >= 64
+    epoch = windows.plan_epoch(runs, stride=WINDOW, batch_size=8, min_windows=64, rng=rng)
+    assert sum(len(b) for b in epoch) >= 64 and len(epoch) == len(list(epoch))

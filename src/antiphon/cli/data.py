@@ -75,19 +75,11 @@ def dataset(
 ) -> None:
     """Collect the performance logs of one dimension into a training dataset."""
     from antiphon.data import dataset as datasets
-    from antiphon.errors import AntiphonError
 
+    if plot:
+        _require_plotting()
     if dimension is None:
-        dimension = _configured_dimension()
-    if dimension is None:
-        found = datasets.log_dimensions(source) if source.is_dir() else {}
-        if len(found) != 1:
-            listing = ", ".join(f"{d}d ({n} files)" for d, n in sorted(found.items()))
-            raise AntiphonError(
-                "say which logs to collect with --dimension"
-                + (f"; {source} has logs of dimension {listing}" if found else "")
-            )
-        dimension = next(iter(found))
+        dimension = _configured_dimension() or datasets.only_dimension(source)
     collected = datasets.from_logs(source, dimension)
     path = datasets.save(
         destination / (filename or datasets.default_name(dimension)), collected.dataset, fmt
@@ -99,6 +91,13 @@ def dataset(
     click.echo(f"wrote {path} ({fmt} format)")
     if plot:
         _plot_dataset(collected.dataset, plot, path.name)
+
+
+def _require_plotting() -> None:
+    """Say how to install plotting before any work is done, not after."""
+    from antiphon.data import plot
+
+    plot.require()
 
 
 def _plot_dataset(data: Dataset, png: Path, title: str) -> None:
@@ -184,6 +183,8 @@ def info(file: Path, plot: Path | None) -> None:
     """Summarise a dataset file (antiphon's or IMPSY's)."""
     from antiphon.data import dataset as datasets
 
+    if plot:
+        _require_plotting()
     loaded = datasets.load(file)
     click.echo(str(file))
     for line in loaded.summary().lines():
@@ -265,7 +266,7 @@ def _find_dataset(source: Path, dimension: int | None) -> Path:
 @click.option(
     "--lr",
     type=click.FloatRange(0, min_open=True),
-    default=1e-3,
+    default=2e-3,
     show_default=True,
     help="Adam learning rate.",
 )
@@ -427,9 +428,7 @@ def generate(
         if model is None:
             raise AntiphonError(f"no bundled model for dimension {dimension}; give a MODEL file")
     if plot is not None:
-        from antiphon.data import plot as plotting
-
-        plotting.require()  # before playing, not after
+        _require_plotting()
     if events is None and seconds is None:
         events = 1000
     predictor = loader.open_model(model, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)

@@ -185,6 +185,21 @@ def log_dimensions(source: str | Path) -> Counter[int]:
     return found
 
 
+def only_dimension(source: str | Path) -> int:
+    """The dimension of the logs in ``source`` when they all share one."""
+    source = Path(source)
+    if not source.is_dir():
+        raise AntiphonError(f"no log folder {source}: give the folder with --source")
+    found = log_dimensions(source)
+    if len(found) != 1:
+        listing = ", ".join(f"{d}d ({n} files)" for d, n in sorted(found.items()))
+        raise AntiphonError(
+            "say which logs to collect with --dimension"
+            + (f"; {source} has logs of dimension {listing}" if found else f"; {source} has none")
+        )
+    return next(iter(found))
+
+
 def from_logs(source: str | Path, dimension: int) -> Collected:
     """Every ``*-{D}d-mdrnn.log`` in ``source``, in time order, as one dataset.
 

@@ -8,9 +8,10 @@ holds still. Two kinds of instrument are imitated:
 - ``knobs``: a MIDI controller. Each event changes one control, quantised to 1/127,
   sent when a scan of the hardware (every ~10 ms) sees it move; controls moving
   together give runs of events well under a millisecond apart.
-- ``sensor``: a touch surface or accelerometer. Every event carries all controls,
-  streamed every ~20 ms while the performer touches or moves it; controls are
-  correlated through a few shared motions (a tilt moves two axes at once).
+- ``sensor``: a touch surface, an accelerometer, a multi-sensor instrument. Every
+  event carries all controls, streamed while the performer touches or moves it,
+  faster while the hand moves (~14 ms) than while it rests (~26 ms); a tremor is
+  shared between controls through a few common motions.
 
 The result has the statistics of real logs: a median dt near 20 ms, a long tail of
 pauses, and (for knobs) a share of simultaneous events. It is used to train the
@@ -48,13 +49,13 @@ class _Motion:
     end: np.ndarray
     t0: float
     t1: float
-    ease: float  # 1 linear; >1 ease in and out
+    ease: float  # 1: linear; more: a flick, fast away and settling into place
     wobble_hz: float = 0.0
     wobble_depth: float = 0.0
 
     def at(self, t: float) -> np.ndarray:
         x = min(max((t - self.t0) / max(self.t1 - self.t0, 1e-6), 0.0), 1.0)
-        eased = x**self.ease / (x**self.ease + (1 - x) ** self.ease) if 0 < x < 1 else x
+        eased = 1.0 - (1.0 - x) ** self.ease
         value = self.start + (self.end - self.start) * eased
         if self.wobble_depth:
             envelope = np.sin(np.pi * x)  # wobbles swell and fade
@@ -78,9 +79,8 @@ class Performer:
         self.rng = np.random.default_rng(seed)
 
     # -- the score: what the hands do ------------------------------------------------
-    def _group(self) -> np.ndarray:
-        """Controls played together: mostly one or two neighbours, sometimes more."""
-        n = self.controls
+    def _group(self, n: int) -> np.ndarray:
+        """Which of ``n`` controls play together: mostly one or two neighbours."""
         size = min(n, int(self.rng.choice([1, 1, 1, 1, 2, 2, 3])))
         if self.rng.random() < 0.7:  # neighbours, as fingers on adjacent faders
             first = int(self.rng.integers(0, n - size + 1))
@@ -103,11 +103,19 @@ class Performer:
             target[1::2] = 1.0 - target[0::2][: len(target[1::2])]
         return target
 
-    def _phrase(self, t: float, state: np.ndarray) -> tuple[list[_Motion], float]:
-        """A few gestures on one group of controls; returns them and the phrase's end."""
+    def _phrase(self, t: float, state: np.ndarray, *, land: bool) -> tuple[list[_Motion], float]:
+        """A few gestures on one group of controls; returns them and the phrase's end.
+
+        With ``land``, the hand may come down somewhere new (a touch surface): every
+        control jumps at the phrase's start.
+        """
         rng = self.rng
-        group = self._group()
+        group = self._group(len(state))
         motions = []
+        if land and rng.random() < 0.5:
+            where = rng.uniform(0, 1, len(state))
+            motions.append(_Motion(np.arange(len(state)), state.copy(), where, t, t, 1.0))
+            state[:] = where
         for _ in range(int(rng.integers(1, 7))):
             kind = rng.choice(["sweep", "sweep", "sweep", "wobble", "burst", "hold"])
             start = state[group].copy()
@@ -123,7 +131,7 @@ class Performer:
                             end[k : k + 1],
                             t + lag,
                             t + lag + length,
-                            float(rng.uniform(1, 2.5)),
+                            float(rng.uniform(1, 3)),
                         )
                     )
                 state[group] = end
@@ -149,12 +157,14 @@ class Performer:
             t += length + float(rng.lognormal(np.log(0.15), 0.7))  # a breath between gestures
         return motions, t
 
-    def _score(self, seconds: float) -> Iterator[tuple[float, float, list[_Motion]]]:
-        """Phrases as (start, end, motions) until ``seconds`` have passed."""
-        state = self.rng.uniform(0, 1, self.controls)
+    def _score(
+        self, seconds: float, voices: int, *, land: bool = False
+    ) -> Iterator[tuple[float, float, list[_Motion]]]:
+        """Phrases of ``voices`` parts as (start, end, motions) until ``seconds`` pass."""
+        state = self.rng.uniform(0, 1, voices)
         t = float(self.rng.uniform(0.2, 1.0))
         while t < seconds:
-            motions, end = self._phrase(t, state)
+            motions, end = self._phrase(t, state, land=land)
             yield t, end, motions
             t = end + float(self.rng.lognormal(np.log(1.2), 0.9))  # a pause, sometimes long
 
@@ -176,7 +186,7 @@ class Performer:
         sent = np.round(rng.uniform(0, 1, self.controls) * MIDI_STEPS)  # what the synth last got
         times: list[float] = []
         rows: list[np.ndarray] = []
-        for start, end, motions in self._score(seconds):
+        for start, end, motions in self._score(seconds, self.controls):
             t = start
             while t < end:
                 now = sent.copy()
@@ -196,23 +206,38 @@ class Performer:
 
     def _sensor(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
-        latent = max(1, min(3, self.controls))
-        mixing = rng.normal(0, 1, (latent, self.controls))
-        mixing /= np.abs(mixing).sum(axis=0, keepdims=True)  # each control a blend of motions
+        n = self.controls
+        # A few hand motions drive every control: each follows one motion (some upside
+        # down) blended with a little of another, as a tilt moves two axes at once or an
+        # XY pad is mapped onto many synth parameters.
+        voices = min(3, n)
+        follows = np.concatenate([np.arange(voices), rng.integers(0, voices, n - voices)])
+        rng.shuffle(follows)
+        flipped = (rng.random(n) < 0.4) & (np.arange(n) >= voices)
+        blended = (follows + rng.integers(1, voices, n)) % voices if voices > 1 else follows
+        blend = rng.uniform(0.0, 0.3, n) if voices > 1 else np.zeros(n)
         times: list[float] = []
         rows: list[np.ndarray] = []
-        held = np.full(self.controls, 0.5)  # where the hand rests, without its tremor
-        for start, end, motions in self._score(seconds):
+        hand = np.full(voices, 0.5)
+        controls = np.full(n, 0.5)
+        for start, end, motions in self._score(seconds, voices, land=True):
             t = start
             while t < end:
                 for motion in motions:
                     if motion.t0 <= t <= motion.t1 + 0.05:
-                        held[motion.controls] = motion.at(t)
-                tremor = mixing.T @ rng.normal(0, 0.004, latent)
+                        hand[motion.controls] = motion.at(t)
+                main = np.where(flipped, 1.0 - hand[follows], hand[follows])
+                now = (1.0 - blend) * main + blend * hand[blended]
+                moving = np.abs(now - controls).max() > 0.004
+                controls = now
+                tremor = rng.normal(0, 0.003, n) + rng.normal(0, 0.002)
                 times.append(t)
-                rows.append(np.clip(np.round(held + tremor, 4), 0.0, 1.0))
-                t += float(rng.lognormal(np.log(0.019), 0.25))
-        return np.array(times), np.array(rows).reshape(-1, self.controls)
+                rows.append(np.clip(np.round(controls + tremor, 4), 0.0, 1.0))
+                if rng.random() < 0.04:  # two reports in one packet
+                    t += float(rng.uniform(0.0002, 0.002))
+                else:  # reports come faster while the hand moves
+                    t += float(rng.lognormal(np.log(0.014 if moving else 0.026), 0.3))
+        return np.array(times), np.array(rows).reshape(-1, n)
 
 
 def write_logs(

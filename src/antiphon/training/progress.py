@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -16,8 +18,16 @@ from antiphon.training.train import EpochRecord, Reporter
 
 
 class RichReporter(Reporter):
-    def __init__(self, epochs: int, console: Console | None = None) -> None:
+    """``epochs`` and ``max_minutes`` bound the run; early stopping may end it sooner,
+    so the time left shown after each epoch is an upper bound."""
+
+    def __init__(
+        self, epochs: int, max_minutes: float | None = None, console: Console | None = None
+    ) -> None:
         self.epochs = epochs
+        self.max_minutes = max_minutes
+        self.session_start: float | None = None
+        self.session_epochs = 0
         self.console = console or Console()
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -42,6 +52,8 @@ class RichReporter(Reporter):
         self.progress.stop()
 
     def begin_epoch(self, epoch: int, batches: int) -> None:
+        if self.session_start is None:
+            self.session_start = time.monotonic()
         if self.task is not None:
             self.progress.remove_task(self.task)
         self._sum, self._count = 0.0, 0
@@ -55,13 +67,24 @@ class RichReporter(Reporter):
         self.progress.update(self.task, advance=1, nll=self._sum / self._count)
 
     def end_epoch(self, record: EpochRecord, best: bool) -> None:
-        minutes, seconds = divmod(int(record.seconds), 60)
+        self.session_epochs += 1
+        elapsed = time.monotonic() - (self.session_start or time.monotonic())
+        left = elapsed / self.session_epochs * (self.epochs - record.epoch)
+        if self.max_minutes is not None:
+            left = min(left, max(self.max_minutes * 60 - elapsed, 0.0))
         self.console.print(
             f"epoch {record.epoch:>3}  train {record.train_nll:8.3f}  "
             f"validation {record.val_nll:8.3f}{' best' if best else '     '}  "
-            f"lr {record.learning_rate:.1e}  {minutes:d}:{seconds:02d}",
+            f"lr {record.learning_rate:.1e}  {_clock(record.seconds)}, "
+            f"at most {_clock(left)} left",
             highlight=False,
         )
 
     def note(self, text: str) -> None:
         self.console.print(text, highlight=False)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

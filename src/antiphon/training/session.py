@@ -96,7 +96,7 @@ def train_from_options(
         }
     _describe(trainer, dataset_path, data, checkpoint, echo)
 
-    with RichReporter(trainer.settings.epochs) as reporter:
+    with RichReporter(trainer.settings.epochs, options.get("max_minutes")) as reporter:
         try:
             run = fit(
                 trainer,

@@ -129,21 +129,36 @@ def split_like_impsy(runs: list[np.ndarray]) -> Split:
     )
 
 
-def epoch_batches(
+@dataclass
+class Epoch:
+    """One epoch's windows in a shuffled order, gathered a batch at a time."""
+
+    events: np.ndarray  # every training run end to end
+    starts: np.ndarray  # shuffled window starts into ``events``
+    batch_size: int
+
+    def __len__(self) -> int:
+        return -(-len(self.starts) // self.batch_size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """(B, WINDOW + 1, D) batches."""
+        steps = np.arange(WINDOW + 1)
+        for i in range(0, len(self.starts), self.batch_size):
+            yield self.events[self.starts[i : i + self.batch_size, None] + steps]
+
+
+def plan_epoch(
     runs: list[np.ndarray],
     *,
     stride: int,
     batch_size: int,
     min_windows: int,
     rng: np.random.Generator,
-) -> Iterator[np.ndarray]:
-    """One epoch of shuffled (B, WINDOW + 1, D) batches.
-
-    An epoch is one pass over the training events, or as many passes as it takes to
-    hold ``min_windows`` windows, so that small datasets still make epochs worth
-    evaluating. Every pass draws a new phase for each run.
-    """
-    flat = np.concatenate(runs)
+) -> Epoch:
+    """The windows of one epoch: one pass over the training events, or as many passes
+    as it takes to hold ``min_windows`` windows, so that small datasets still make
+    epochs worth evaluating. Every pass draws a new phase for each run."""
+    events = np.concatenate(runs)
     offsets = np.cumsum([0] + [len(r) for r in runs[:-1]])
     starts: list[np.ndarray] = []
     count = 0
@@ -155,7 +170,4 @@ def epoch_batches(
             count += len(run_starts)
         if count == 0:
             raise AntiphonError("the training data holds no complete window")
-    order = np.concatenate(starts)[rng.permutation(count)]
-    steps = np.arange(WINDOW + 1)
-    for i in range(0, count, batch_size):
-        yield flat[order[i : i + batch_size, None] + steps]
+    return Epoch(events, np.concatenate(starts)[rng.permutation(count)], batch_size)
