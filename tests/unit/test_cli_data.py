@@ -1,5 +1,6 @@
 """The learning loop from the command line: synth -> dataset -> train -> generate."""
 
+import json
 import os
 import signal
 import subprocess
@@ -82,6 +83,37 @@ def test_synth_dataset_train_generate(workspace):
     generated = read_log(new)
     assert generated.sources == ["rnn"] * 300 and generated.dimension == 3
     assert (workspace / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_reports_progress_as_json_lines_the_web_ui_reads(workspace):
+    pytest.importorskip("torch")
+    from antiphon.web.jobs import Job
+
+    assert CliRunner().invoke(cli, ["dataset", "-D", "3"]).exit_code == 0
+    progress = workspace / "run" / "progress.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        ["train", "-D", "3", "-M", "xxs", "-N", "3", "--no-earlystopping", "--seed", "1",
+         "--threads", "1", "--epoch-windows", "32", "--progress-file", str(progress)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in progress.read_text().splitlines()]
+    events = [r["event"] for r in records]
+    assert events[0] == "start" and events[-1] == "done"
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2, 3]
+    batches = [r for r in records if r["event"] == "batch"]
+    assert batches and all(0 < b["done"] <= b["total"] and b["epochs"] == 3 for b in batches)
+    (model,) = (workspace / "models").glob("*.safetensors")
+    assert records[0]["model"] == records[-1]["model"] == str(model.resolve())
+    assert records[-1]["stopped"] == "reached 3 epochs"
+
+    job = Job("train", "test", progress_file=progress)
+    state = job.to_dict()
+    assert state["result"] == model.name and state["progress"] == 1.0
+    assert [e["val_nll"] for e in state["epochs"]] == [
+        r["val_nll"] for r in records if r["event"] == "epoch"
+    ]
+    assert "best validation NLL" in state["message"]
 
 
 @pytest.fixture

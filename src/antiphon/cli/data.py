@@ -325,6 +325,11 @@ def _find_dataset(source: Path, dimension: int | None) -> Path:
     show_default=True,
     help="Write a PNG of the loss curves beside the model.",
 )
+@click.option(
+    "--progress-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also append progress as JSON lines to this file (for the web UI or a script).",
+)
 @click.pass_context
 def train(ctx: click.Context, **options: object) -> None:
     """Train a model on a dataset; writes a new model file (never overwriting one)."""

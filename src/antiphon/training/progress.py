@@ -1,8 +1,12 @@
-"""Training progress on a terminal: a bar per epoch, then one line with its losses."""
+"""Training progress: on a terminal, a bar per epoch then one line with its losses; for
+another program (the web UI), JSON lines appended to a file it reads as they come."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -82,6 +86,84 @@ class RichReporter(Reporter):
 
     def note(self, text: str) -> None:
         self.console.print(text, highlight=False)
+
+
+class JsonLinesReporter(Reporter):
+    """Appends one JSON object per line and flushes it, so a reader polling the file
+    never sees half a record: ``start``, ``batch`` (at most a few per second),
+    ``epoch``, ``note`` and ``done``."""
+
+    def __init__(self, path: Path, epochs: int, min_interval: float = 0.5) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file: IO[str] = path.open("a", encoding="utf-8")
+        self.epochs = epochs
+        self.min_interval = min_interval
+        self.epoch = 0
+        self.total = 0
+        self.done = 0
+        self._last_write = 0.0
+
+    def write(self, event: str, **fields: Any) -> None:
+        self.file.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+        self.file.flush()
+
+    def begin_epoch(self, epoch: int, batches: int) -> None:
+        self.epoch, self.total, self.done = epoch, batches, 0
+
+    def advance(self, train_nll: float) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self._last_write >= self.min_interval or self.done == self.total:
+            self._last_write = now
+            self.write(
+                "batch",
+                epoch=self.epoch,
+                epochs=self.epochs,
+                done=self.done,
+                total=self.total,
+                train_nll=train_nll,
+            )
+
+    def end_epoch(self, record: EpochRecord, best: bool) -> None:
+        self.write(
+            "epoch",
+            epoch=record.epoch,
+            epochs=self.epochs,
+            train_nll=record.train_nll,
+            val_nll=record.val_nll,
+            best=best,
+            seconds=record.seconds,
+            learning_rate=record.learning_rate,
+        )
+
+    def note(self, text: str) -> None:
+        self.write("note", message=text)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Reporters(Reporter):
+    """Tells every one of several reporters."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = reporters
+
+    def begin_epoch(self, epoch: int, batches: int) -> None:
+        for r in self.reporters:
+            r.begin_epoch(epoch, batches)
+
+    def advance(self, train_nll: float) -> None:
+        for r in self.reporters:
+            r.advance(train_nll)
+
+    def end_epoch(self, record: EpochRecord, best: bool) -> None:
+        for r in self.reporters:
+            r.end_epoch(record, best)
+
+    def note(self, text: str) -> None:
+        for r in self.reporters:
+            r.note(text)
 
 
 def _clock(seconds: float) -> str:

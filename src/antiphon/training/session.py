@@ -15,7 +15,7 @@ from typing import Any
 from antiphon.data import dataset as datasets
 from antiphon.errors import AntiphonError
 from antiphon.model import files
-from antiphon.training.progress import RichReporter
+from antiphon.training.progress import JsonLinesReporter, Reporters, RichReporter
 from antiphon.training.train import (
     CHECKPOINT_SUFFIX,
     IMPSY_SETTINGS,
@@ -96,19 +96,41 @@ def train_from_options(
         }
     _describe(trainer, dataset_path, data, checkpoint, echo)
 
-    with RichReporter(trainer.settings.epochs, options.get("max_minutes")) as reporter:
-        try:
-            run = fit(
-                trainer,
-                max_minutes=options.get("max_minutes"),
-                reporter=reporter,
-                checkpoint=checkpoint,
+    progress_file: Path | None = options.get("progress_file")
+    listener = JsonLinesReporter(progress_file, trainer.settings.epochs) if progress_file else None
+    if listener:
+        listener.write("start", model=str(model_path.resolve()), epochs=trainer.settings.epochs)
+    plot = options.get("plot", True)
+    try:
+        with RichReporter(trainer.settings.epochs, options.get("max_minutes")) as terminal:
+            reporter = Reporters(terminal, listener) if listener else terminal
+            try:
+                run = fit(
+                    trainer,
+                    max_minutes=options.get("max_minutes"),
+                    reporter=reporter,
+                    checkpoint=checkpoint,
+                )
+            except TrainingError as exc:
+                if exc.run is not None:
+                    saved = _save(exc.run, model_path, dataset_path, data, plot, echo)
+                    if listener:
+                        listener.write(
+                            "done", model=str(saved.resolve()), stopped=str(exc), message=str(exc)
+                        )
+                raise
+        path = _save(run, model_path, dataset_path, data, plot, echo)
+        if listener:
+            listener.write(
+                "done",
+                model=str(path.resolve()),
+                stopped=run.stopped,
+                message=f"{run.stopped}; best validation NLL {run.best_val_nll:.3f} "
+                f"at epoch {run.best_epoch}",
             )
-        except TrainingError as exc:
-            if exc.run is not None:
-                _save(exc.run, model_path, dataset_path, data, options.get("plot", True), echo)
-            raise
-    path = _save(run, model_path, dataset_path, data, options.get("plot", True), echo)
+    finally:
+        if listener:
+            listener.close()
     if run.stopped in ("interrupted",) or run.stopped.startswith("time limit"):
         echo(f"to continue this run: antiphon train --resume {checkpoint}")
     else:
