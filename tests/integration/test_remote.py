@@ -1,4 +1,4 @@
-"""`antiphon remote` against a real antiphon web server on 127.0.0.1."""
+"""`antiphon remote` against real instruments on 127.0.0.1: `antiphon web` and `antiphon run`."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from peers import free_port
+from peers import Instrument, free_port
 
 from antiphon import config as config_schema
 from antiphon.cli import cli
-from antiphon.data.logs import LogWriter
+from antiphon.data.logs import LogWriter, read_log
+from antiphon.io.osc import message
 from antiphon.model import files
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import Architecture
@@ -153,3 +154,51 @@ def test_one_command_updates_several_instruments(instrument, tmp_path):
     assert result.exit_code == 0 and result.output.count("not playing") == 2
     pushed = remote("--url", url, "push-model", str(model))
     assert pushed.exit_code == 0 and (ws.models / "m.safetensors").exists()
+
+
+def test_remote_drives_a_playing_instrument(tmp_path):
+    """The workshop loop against `antiphon run` itself: see it play, swap its model and
+    settings while it keeps running, and bring back what was just played."""
+    pi = Instrument(tmp_path / "pi")
+    try:
+        pi.wait_ready()
+        url = pi.url.removeprefix("http://")
+        status = remote("--url", url, "status", password=None)
+        assert status.exit_code == 0, status.output
+        assert "playing a.safetensors in polyphony mode" in status.output
+
+        player = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(20):
+            player.sendto(
+                message("/interface", [0.1 * (i % 10), 0.5, 0.5]), ("127.0.0.1", pi.osc_port)
+            )
+            time.sleep(0.01)
+        player.close()
+        time.sleep(0.5)  # the log writer hands rows to disk ten times a second
+
+        model = files.save(
+            tmp_path / "new.safetensors",
+            files.ModelFile(Weights.random(Architecture.from_size(4, "xxs"), 7)),
+        )
+        pushed = remote("--url", url, "push-model", str(model), "--use", password=None)
+        assert pushed.exit_code == 0, pushed.output
+        assert pi.http.get("/api/status").json()["engine"]["model"]["name"] == "new.safetensors"
+
+        config = tmp_path / "config.toml"
+        config.write_text(
+            pi.workspace.config_path.read_text().replace("threshold = 0.1 ", "threshold = 0.4 ")
+        )
+        applied = remote("--url", url, "push-config", str(config), "--apply", password=None)
+        assert applied.exit_code == 0, applied.output
+        assert pi.http.get("/api/status").json()["engine"]["threshold"] == 0.4
+        assert pi.process.poll() is None  # the same process played on throughout
+
+        laptop = tmp_path / "laptop"
+        laptop.mkdir()
+        pulled = remote("--url", url, "pull-logs", cwd=laptop, password=None)
+        assert pulled.exit_code == 0 and "1 new logs" in pulled.output, pulled.output
+        (log,) = (laptop / "logs").iterdir()
+        played = read_log(log)
+        assert played.sources.count("interface") == 20 and played.dimension == 4
+    finally:
+        pi.stop()
