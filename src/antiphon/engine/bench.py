@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import socket
 import subprocess
@@ -27,6 +28,7 @@ import threading
 import time
 from array import array
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +87,47 @@ def _antiphon_run(folder: Path, mode: str, *extra: str):
         process.wait(10)
 
 
-def _ping(server: int, client: int, rounds: int) -> list[float]:
-    """Send ``/interface`` and wait for ``/impsy``, ``rounds`` times, 5 ms apart.
+@dataclass
+class RoundTrips:
+    """``/interface`` -> ``/impsy`` round trips, one entry per message sent."""
 
-    Runs on its own thread with real-time priority when the OS allows it (as the
-    engine does), so that what is measured is the engine rather than how long a busy
-    machine takes to wake this measuring program.
+    sent: list[float] = field(default_factory=list)  # time.monotonic() when sent
+    seconds: list[float] = field(default_factory=list)  # NaN: no answer within the timeout
+
+    @property
+    def answered(self) -> list[float]:
+        return [s for s in self.seconds if not math.isnan(s)]
+
+    @property
+    def missed(self) -> int:
+        return len(self.seconds) - len(self.answered)
+
+
+def round_trips(
+    server: int,
+    client: int,
+    *,
+    rounds: int | None = None,
+    stop: threading.Event | None = None,
+    echo: bool = False,
+    controls: int = 8,
+    interval: float = 0.005,
+    timeout: float = 2.0,
+) -> RoundTrips:
+    """Send ``/interface`` (``controls`` values) and time the ``/impsy`` answer,
+    ``interval`` apart, ``rounds`` times or until ``stop`` is set.
+
+    Without ``echo`` the next datagram is the answer (polyphony with timescale ~0).
+    With ``echo`` every round sends values of its own and only the ``/impsy`` that
+    repeats them answers it: the input_thru echo, in a mode where the model also plays
+    on its own. Runs on its own thread with real-time priority when the OS allows it
+    (as the engine does), so that what is measured is the engine rather than how long
+    a busy machine takes to wake this measuring program.
     """
     from antiphon.engine.schedule import request_realtime
     from antiphon.io.osc import message
 
-    latencies: list[float] = []
+    trips = RoundTrips()
 
     def measure() -> None:
         request_realtime()  # this thread only
@@ -104,19 +136,46 @@ def _ping(server: int, client: int, rounds: int) -> list[float]:
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
         ):
             receiver.bind(("127.0.0.1", client))
-            receiver.settimeout(2.0)
-            for i in range(rounds):
-                datagram = message("/interface", [((i * 37) % 100) / 100] * 8)
+            i = 0
+            while (rounds is None or i < rounds) and not (stop is not None and stop.is_set()):
+                if echo:  # unique per round, so a late echo never answers a later round
+                    values = [(i % 1000) / 1000, (i // 1000 % 1000) / 1000] + [0.5] * controls
+                    values = values[:controls]
+                else:
+                    values = [((i * 37) % 100) / 100] * controls
+                datagram = message("/interface", values)
+                trips.sent.append(time.monotonic())
                 t0 = time.perf_counter()
                 sender.sendto(datagram, ("127.0.0.1", server))
-                receiver.recv(1024)
-                latencies.append(time.perf_counter() - t0)
-                time.sleep(0.005)
+                answer = datagram[-4 * len(values) :] if echo else b""
+                if _answered(receiver, answer, t0 + timeout):
+                    trips.seconds.append(time.perf_counter() - t0)
+                else:
+                    trips.seconds.append(math.nan)
+                i += 1
+                time.sleep(interval)
 
     thread = threading.Thread(target=measure)
     thread.start()
     thread.join()
-    return latencies
+    return trips
+
+
+def _answered(receiver: socket.socket, ending: bytes, deadline: float) -> bool:
+    """Wait until a datagram ending in ``ending`` arrives, or ``deadline`` passes."""
+    while (left := deadline - time.perf_counter()) > 0:
+        receiver.settimeout(left)
+        try:
+            if receiver.recv(1024).endswith(ending):
+                return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def _ping(server: int, client: int, rounds: int) -> list[float]:
+    """Round trips in polyphony (an answer is due at once), 5 ms apart."""
+    return round_trips(server, client, rounds=rounds).answered
 
 
 def idle_and_latency(quick: bool) -> list[Row]:
