@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints.txt
 WORKSPACE ?= workspace
 
-.PHONY: run test lint bench bench-long bench-train models clean
+.PHONY: run test lint bench bench-long bench-train bench-web models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,9 +46,23 @@ bench-train: $(VENV)/.dev
 	mkdir -p build
 	$(BIN)/python benchmarks/training.py --markdown build/bench-train.md --json build/bench-train.json
 
+# The engine's timing while a browser uses the web UI: pages, dataset builds, zips, training
+# (about 9 minutes).
+bench-web: $(VENV)/.dev
+	mkdir -p build
+	$(BIN)/python benchmarks/web_load.py --markdown build/bench-web.md
+
 # The bundled default models (a few minutes; seeded, so the same files again).
 models: $(VENV)/.dev
 	$(BIN)/python -m antiphon.data.default_models
+
+# A screenshot of every page, desktop and phone sized, for the docs: the browser tests
+# drive a real `antiphon run` in headless Chromium (Debian's chromium) and save them.
+.PHONY: screenshots
+screenshots: $(VENV)/.dev
+	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install chromium"; exit 1; }
+	ANTIPHON_SCREENSHOTS=docs/screenshots PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

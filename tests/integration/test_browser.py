@@ -16,6 +16,7 @@ import pytest
 from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
+from antiphon.data.performer import write_logs
 from antiphon.model import files
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import Architecture
@@ -65,8 +66,21 @@ def page(browser):
 
 def shot(page, name: str) -> None:
     if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+        path = Path(SHOTS) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=True)
+        shrink(path)
+
+
+def shrink(path: Path) -> None:
+    """The pages' flat colours fit a 256-colour palette: a third of the bytes, same look."""
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow comes with matplotlib; without it the PNG stays as taken
+        return
+    with Image.open(path) as image:
+        palette = image.convert("RGB").quantize(colors=256)
+    palette.save(path, optimize=True)
 
 
 def play(instrument: Instrument, seconds: float) -> threading.Thread:
@@ -87,11 +101,23 @@ def play(instrument: Instrument, seconds: float) -> threading.Thread:
     return thread
 
 
+def wait_for_last_input(page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('[data-field=\"engine.last_input.values\"]')"
+        ".textContent.includes(',')",
+        timeout=10_000,
+    )
+
+
 def test_dashboard_shows_what_is_playing(page, instrument):
     page.goto(instrument.url)
     assert page.locator(".state.on").inner_text() == "playing"
     assert page.get_by_text("a.safetensors").first.is_visible()
     assert page.get_by_text("polyphony").first.is_visible()
+    assert page.locator('[data-field="engine.last_input.values"]').inner_text() == "—"
+    performer = play(instrument, 3)
+    wait_for_last_input(page)  # the page refreshes itself
+    performer.join()
     shot(page, "dashboard")
 
 
@@ -142,12 +168,12 @@ def test_upload_a_model_and_use_it(page, instrument, tmp_path):
         instrument.http.get("/api/status").json()["engine"]["model"]["name"] == "fresh.safetensors"
     )
     assert page.locator('tr.current:has-text("fresh.safetensors")').count() == 1
-    shot(page, "models")
 
 
 def test_a_config_with_an_error_is_rejected(page, instrument):
     before = instrument.workspace.config_path.read_text()
     page.goto(f"{instrument.url}/config")
+    shot(page, "config")
     text = page.input_value("textarea")
     page.fill("textarea", text.replace("threshold = 0.1 ", "threshold = -3 "))
     page.click('button[value="apply"]')
@@ -161,14 +187,121 @@ def test_a_config_with_an_error_is_rejected(page, instrument):
     assert instrument.http.get("/api/status").json()["engine"]["threshold"] == 0.4
 
 
+def test_the_setup_form_makes_a_config(page, instrument):
+    page.goto(f"{instrument.url}/config/setup")
+    page.fill('input[name="title"]', "Knob box")
+    page.fill('input[name="dimension"]', "4")
+    page.check('input[name="midi"]')
+    page.click('button:text-is("Update the form")')  # one mapping row per control
+    assert page.locator('select[name^="midi_in_0_"][name$="_kind"]').count() == 3
+    page.fill('input[name="midi_in_0_name"]', "nanoKONTROL")
+    page.fill('input[name="midi_in_0_1_control"]', "14")
+    shot(page, "setup")
+    page.click('button:text-is("Make the config")')
+    page.wait_for_selector("text=Here is the config the setup form made")
+    text = page.input_value("textarea")
+    assert 'title = "Knob box"' in text and 'in_device = ["nanoKONTROL"]' in text
+    assert '["control_change", 1, 14]' in text  # the second control's mapping
+
+
+def test_a_password_asks_for_a_login(page, instrument):
+    instrument.http.get("/")  # the CSRF cookie
+    text = instrument.workspace.config_path.read_text()
+    saved = instrument.http.put(
+        "/api/config",
+        content=text.replace('# password = "choose-one"', 'password = "s3cret"'),
+        headers={"x-csrf-token": instrument.http.cookies["antiphon_csrf"]},
+    )
+    assert saved.status_code == 200, saved.text
+    page.goto(f"{instrument.url}/logs")
+    assert page.url.endswith("/login?next=/logs")
+    shot(page, "login")
+    page.fill('input[name="password"]', "guess")
+    page.click('button:text-is("Log in")')
+    page.wait_for_selector("text=That password is not right")
+    page.fill('input[name="password"]', "s3cret")
+    page.click('button:text-is("Log in")')
+    page.wait_for_url(f"{instrument.url}/logs")
+    assert page.locator("h1").inner_text() == "Logs"
+
+
+def loss_pixels(page) -> int:
+    """Pixels of the validation curve's colour on the training run's loss plot."""
+    return page.locator("canvas.loss").first.evaluate(
+        """canvas => {
+          const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+          let n = 0;
+          for (let i = 0; i < d.length; i += 4)
+            if (d[i] > 200 && d[i + 1] > 100 && d[i + 1] < 160 && d[i + 2] < 120) n++;
+          return n;
+        }"""
+    )
+
+
+def test_build_a_dataset_and_train_a_model(page, instrument):
+    pytest.importorskip("torch")
+    write_logs(instrument.workspace.logs, 4, performances=3, minutes=0.3, seed=5)
+    page.goto(f"{instrument.url}/logs")
+    assert page.locator("table.files tbody tr").count() >= 3
+    shot(page, "logs")
+
+    page.goto(f"{instrument.url}/datasets")
+    page.select_option('select[name="dimension"]', "4")
+    page.click('button:text-is("Build the dataset")')
+    page.wait_for_selector('table.files a:text-is("training-dataset-4d.npz")', timeout=30_000)
+    assert page.locator('[data-job][data-state="done"]').count() == 1
+    shot(page, "datasets")
+
+    page.click('a:text-is("training-dataset-4d.npz")')
+    page.click('a:text-is("Train on it")')
+    assert page.input_value('select[name="dataset"]') == "training-dataset-4d.npz"
+    page.select_option('select[name="size"]', "xxs")
+    page.fill('input[name="epochs"]', "3")
+    page.click('button:text-is("Start training")')
+    page.wait_for_selector('.job[data-state="running"]')
+    page.wait_for_url(f"{instrument.url}/train", timeout=120_000)  # reloads when it ends
+    assert page.locator(".job").first.get_attribute("data-state") == "done"
+    assert "reached 3 epochs" in page.locator(".job-message").first.inner_text().lower()
+    assert loss_pixels(page) > 50  # the validation curve was drawn
+    model = page.locator(".job form.actions input[name=name]").first.get_attribute("value")
+    assert model and (instrument.workspace.models / model).exists()
+    shot(page, "train")
+
+    page.click('a:text-is("See it in Models")')
+    row = page.locator(f'tr:has-text("{model}")')
+    assert row.count() == 1 and "training-dataset-4d.npz" in row.inner_text()
+    shot(page, "models")
+
+
 def test_pages_fit_a_phone(browser, instrument):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
-    for path in ("/", "/live", "/control", "/logs", "/models", "/config"):
+    for path in (
+        "/",
+        "/live",
+        "/control",
+        "/logs",
+        "/datasets",
+        "/models",
+        "/train",
+        "/config",
+        "/config/setup",
+        "/login",
+    ):
         page.goto(f"{instrument.url}{path}")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, (path, overflow)
+    performer = play(instrument, 4)
+    page.goto(instrument.url)
+    wait_for_last_input(page)
+    shot(page, "phone-dashboard")
+    page.goto(f"{instrument.url}/live")
+    page.wait_for_function(
+        "() => /\\d\\.\\d\\d → /.test(document.querySelector('.bar .value').textContent)",
+        timeout=10_000,
+    )
+    performer.join()
+    shot(page, "phone-live")
     page.click("label.menu-button")
     assert page.locator("nav a:text-is('Logs')").is_visible()
-    shot(page, "phone-menu")
     context.close()

@@ -176,13 +176,13 @@ def test_plotting_without_matplotlib_says_how_to_install_it(model_file, tmp_path
         cwd=tmp_path,
         env=_blocking(tmp_path, "matplotlib"),
     )
-    assert result.returncode == 1 and "pip install 'antiphon[plot]'" in result.stderr
+    assert result.returncode == 1 and "pip install -e '.[plot]'" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "logs").exists()
 
 
 def test_train_without_torch_says_how_to_install_it(tmp_path):
     result = antiphon("train", "-D", "4", cwd=tmp_path, env=_blocking(tmp_path, "torch"))
-    assert result.returncode == 1 and "pip install 'antiphon[train]'" in result.stderr
+    assert result.returncode == 1 and "pip install -e '.[train]'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -76,6 +76,12 @@ def test_every_page_renders(client):
         assert not re.search(r'(src|href)="(https?:)?//', response.text)  # nothing off-box
 
 
+def test_an_unknown_page_says_which(client):
+    response = client.get("/nowhere", headers=HTML)
+    assert response.status_code == 404 and "there is no page at /nowhere" in response.text
+    assert "<nav>" in response.text
+
+
 def test_dashboard_counts_and_status_api(client):
     status = client.get("/api/status").json()
     assert status["workspace"] == {"logs": 2, "datasets": 1, "models": 2}

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from antiphon.errors import needs_extra
+
 if TYPE_CHECKING:
     from antiphon.data.dataset import Dataset
 
-_TRAIN_HINT = "training needs PyTorch: pip install 'antiphon[train]'"
+_TRAIN_HINT = needs_extra("training needs PyTorch", "train")
 
 
 def _configured_dimension() -> int | None:

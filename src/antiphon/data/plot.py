@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, needs_extra
 
 if TYPE_CHECKING:
     from antiphon.training.train import Run
@@ -22,7 +22,7 @@ MAX_GAP = 10.0
 
 class PlotUnavailable(AntiphonError):
     def __init__(self) -> None:
-        super().__init__("plotting needs matplotlib: pip install 'antiphon[plot]'")
+        super().__init__(needs_extra("plotting needs matplotlib", "plot"))
 
 
 def require() -> None:

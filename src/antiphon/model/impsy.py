@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, needs_extra
 from antiphon.model.files import ModelFile, ModelFileError
 from antiphon.model.mdrnn import Dense, LSTMLayer, Weights
 
@@ -70,8 +70,8 @@ def _h5py() -> Any:
         import h5py
     except ImportError:
         raise AntiphonError(
-            "reading IMPSY .h5/.keras models needs h5py: pip install 'antiphon[impsy]' "
-            "(or import the model on a laptop with `antiphon model import` and copy the "
+            needs_extra("reading IMPSY .h5/.keras models needs h5py", "impsy")
+            + " (or import the model on a laptop with `antiphon model import` and copy the "
             ".safetensors file)"
         ) from None
     return h5py

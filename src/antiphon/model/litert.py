@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, needs_extra
 from antiphon.model.files import ModelFileError
 from antiphon.model.mdrnn import Predictor
 from antiphon.model.presets import SCALE_FACTOR, Architecture
@@ -53,8 +53,7 @@ class LiteRTMDRNN(Predictor):
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise AntiphonError(
-                f"{path}: running .tflite models needs LiteRT: pip install "
-                f"'antiphon[litert]'. {ADVICE}"
+                f"{path}: {needs_extra('running .tflite models needs LiteRT', 'litert')}. {ADVICE}"
             ) from None
         try:
             interpreter = Interpreter(model_path=str(path), num_threads=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from antiphon.data import dataset as datasets
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, needs_extra
 from antiphon.model import files
 from antiphon.training.progress import JsonLinesReporter, Reporters, RichReporter
 from antiphon.training.train import (
@@ -189,5 +189,5 @@ def _save(
     if png is not None:
         echo(f"wrote       {png}")
     elif plot:
-        echo("(no loss plot: matplotlib is not installed; pip install 'antiphon[plot]')")
+        echo(f"(no loss plot: {needs_extra('it needs matplotlib', 'plot')})")
     return path

@@ -71,6 +71,27 @@ _templates = Environment(
     lstrip_blocks=True,
 )
 
+
+def duration(seconds: float) -> str:
+    """How long, as a person reads it (antiphon.js's formatDuration says the same)."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, whole = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {whole:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def vector(values: list[float]) -> str:
+    """Control values as the live pages show them."""
+    return ", ".join(f"{v:.3f}" for v in values)
+
+
+_templates.filters["duration"] = duration
+_templates.filters["vector"] = vector
+
 NAV = [
     ("/", "Dashboard"),
     ("/live", "Live"),
@@ -118,7 +139,10 @@ async def _refused(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _error_response(request, exc.detail, exc.status_code)
+    message = exc.detail
+    if exc.status_code == 404 and message == "Not Found":  # no route: say which page
+        message = f"there is no page at {request.url.path}"
+    return _error_response(request, message, exc.status_code)
 
 
 async def _antiphon_error(request: Request, exc: Exception) -> Response:

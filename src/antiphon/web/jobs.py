@@ -34,7 +34,7 @@ class Job:
     id: str = field(default_factory=lambda: secrets.token_hex(4))
     state: State = "running"
     progress: float = 0.0
-    message: str = "starting"
+    message: str = "Starting"
     result: str | None = None  # the file it made
     output: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     epochs: list[dict[str, Any]] = field(default_factory=list)
@@ -42,6 +42,7 @@ class Job:
     finished: float | None = None
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     progress_file: Path | None = None
+    stop_asked: bool = False
     _read_upto: int = 0
 
     def report(self, fraction: float, message: str) -> None:
@@ -73,16 +74,17 @@ class Job:
     def _apply(self, record: dict[str, Any]) -> None:
         kind = record.get("event")
         if kind == "start":
-            self.message = f"training {Path(record['model']).name}"
+            self.message = f"Training {Path(record['model']).name}"
         elif kind == "batch":
             epochs = max(1, record["epochs"])
             done = (record["epoch"] - 1 + record["done"] / max(1, record["total"])) / epochs
-            self.report(done, f"epoch {record['epoch']} of {record['epochs']}")
+            self.report(done, f"Epoch {record['epoch']} of {record['epochs']}")
         elif kind == "epoch":
             self.epochs.append(record)
         elif kind == "done":
             self.result = Path(record["model"]).name
-            self.message = record.get("message", "done")
+            message = record.get("message") or "done"
+            self.message = message[:1].upper() + message[1:]
 
     def to_dict(self) -> dict[str, Any]:
         self.refresh()
@@ -139,7 +141,8 @@ class Jobs:
     def in_process(
         self, kind: str, title: str, argv: list[str], cwd: Path, progress_file: Path
     ) -> Job:
-        """Run ``argv`` as a low-priority process; ``progress_file`` receives JSON lines."""
+        """Run ``argv`` as a low-priority process; ``progress_file``, in a temporary folder
+        of its own, receives JSON lines, and goes with its folder when the process ends."""
         if self.running(kind):
             raise AntiphonError(f"a {kind} job is already running; stop it or wait for it")
         job = self._add(kind, title)
@@ -166,10 +169,14 @@ class Jobs:
                     job.output.append(line)
             code = await job.process.wait()
             job.refresh()
-            if code == 0:
+            job.progress_file = None  # all it said is in the job now
+            progress_file.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                progress_file.parent.rmdir()
+            if job.result is not None and (code != 0 or job.stop_asked):
+                job.finish("stopped", job.message, job.result)  # kept the best so far
+            elif code == 0:
                 job.finish("done", job.message, job.result)
-            elif job.result is not None:  # stopped early, and kept the best so far
-                job.finish("stopped", job.message, job.result)
             else:
                 job.finish("failed", job.output[-1] if job.output else f"exit code {code}")
 
@@ -182,7 +189,8 @@ class Jobs:
         if job.process is not None and job.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 job.process.send_signal(signal.SIGINT)
-            job.message = "stopping (keeping the best so far)…"
+            job.stop_asked = True
+            job.message = "Stopping (keeping the best so far)…"
         return job
 
     async def close(self) -> None:

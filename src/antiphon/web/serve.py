@@ -52,9 +52,17 @@ def serve_workspace(
     webui = config_schema.load(workspace.config_path).webui
     host, port = host or webui.host, port or webui.port
     echo(f"antiphon web UI for {directory.resolve()} on http://{host}:{port}/  (Ctrl-C stops)")
-    instance = server(create_app(workspace), host, port)
+    app = create_app(workspace)
+    instance = server(app, host, port)
+
+    async def serve() -> None:
+        try:
+            await instance.serve()
+        finally:
+            await app.state.web.jobs.close()  # a training run stops and keeps its best
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(instance.serve())
+        asyncio.run(serve())
 
 
 def web_service(workspace: Workspace, host: str, port: int) -> Callable[[Any], Awaitable[None]]:

@@ -103,16 +103,19 @@ def build(web: WebState, dimension: int, impsy_format: bool) -> Any:
     workspace = web.workspace
 
     def work(progress: Progress) -> str:
-        progress(0.05, f"reading the {dimension}d logs")
-        collected = datasets.from_logs(workspace.logs, dimension)
-        progress(0.8, "writing the dataset")
+        progress(0.05, f"Reading the {dimension}d logs")
+        try:
+            collected = datasets.from_logs(workspace.logs, dimension)
+        except AntiphonError as exc:  # name the folder as the page does
+            raise AntiphonError(str(exc).replace(str(workspace.logs), "logs/")) from None
+        progress(0.8, "Writing the dataset")
         path = datasets.save(
             workspace.datasets / name, collected.dataset, "impsy" if impsy_format else "antiphon"
         )
         job.result = path.name
         summary = collected.dataset.summary()
         return (
-            f"{path.name}: {summary.performances} performances, {summary.events:,} events "
+            f"Built {path.name}: {summary.performances} performances, {summary.events:,} events "
             f"from {collected.logs} logs"
         )
 
@@ -128,7 +131,12 @@ async def start_build(request: Request) -> Response:
         raise Refused("choose the dimension of the logs to collect") from None
     if dimension < 2:
         raise Refused("the dimension is at least 2")
-    job = build(state(request), dimension, form.get("format") == "impsy")
+    web = state(request)
+    found = await in_thread(datasets.log_dimensions, web.workspace.logs)
+    if dimension not in found:
+        there = ", ".join(f"{d}d" for d in sorted(found)) or "none yet"
+        raise Refused(f"there are no {dimension}d logs in logs/ (logs there: {there})")
+    job = build(web, dimension, form.get("format") == "impsy")
     return back("/datasets", flash=f"Building {job.title}…")
 
 

@@ -84,11 +84,11 @@ async def start(request: Request) -> Response:
         argv += ["--max-minutes", str(minutes)]
     try:
         job = web.jobs.in_process(
-            "train", f"size {size} on {dataset.name}", argv, web.workspace.root, progress
+            "train", f"Model size {size} on {dataset.name}", argv, web.workspace.root, progress
         )
     except AntiphonError as exc:
         raise Refused(str(exc), 409) from None
-    return back("/train", flash=f"Training {job.title}: it runs beside the music.")
+    return back("/train", flash=f"Training started: {job.title}. It runs beside the music.")
 
 
 async def stop(request: Request) -> Response:

@@ -36,12 +36,16 @@ function drawPlot(canvas, t, series, opts = {}) {
   for (const mark of opts.marks || []) {
     ctx.beginPath(); ctx.moveTo(x(mark), top); ctx.lineTo(x(mark), top + h); ctx.stroke();
   }
-  const ticks = 6;
-  for (let i = 0; i <= ticks; i++) {
-    const tv = t0 + (span * i) / ticks;
-    const label = opts.xLabel ? opts.xLabel(tv) : formatSeconds(opts.relative ? tv - t1 : tv);
-    ctx.fillText(label, x(tv) - 12, height - 6);
+  // x ticks at round steps, counted from "now" on a scrolling plot, labels kept inside
+  const step = niceStep(span / Math.max(2, Math.floor(w / 70)), opts.integer);
+  const origin = opts.relative ? t1 : 0;
+  ctx.textAlign = "center";
+  for (let tv = origin + Math.ceil((t0 - origin) / step - 1e-9) * step; tv <= t1 + 1e-9; tv += step) {
+    const label = opts.xLabel ? opts.xLabel(tv) : opts.relative ? (Math.abs(tv - t1) < 1e-9 ? "now" : formatSeconds(tv - t1)) : formatSeconds(tv);
+    const half = ctx.measureText(label).width / 2;
+    ctx.fillText(label, Math.min(Math.max(x(tv), half + 2), width - half - 2), height - 6);
   }
+  ctx.textAlign = "start";
   series.forEach((values, k) => {
     ctx.strokeStyle = (opts.colors || COLORS)[k % (opts.colors || COLORS).length];
     ctx.fillStyle = ctx.strokeStyle;
@@ -57,11 +61,31 @@ function drawPlot(canvas, t, series, opts = {}) {
   });
 }
 
+// A tick step of 1, 2 or 5 times a power of ten, at least ``raw``.
+function niceStep(raw, integer = false) {
+  const power = Math.pow(10, Math.floor(Math.log10(Math.max(raw, 1e-9))));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((v) => v >= raw);
+  return integer ? Math.max(1, Math.round(step)) : step;
+}
+
 function formatSeconds(s) {
   const sign = s < 0 ? "-" : "";
   s = Math.abs(s);
   if (s >= 60) return `${sign}${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`;
-  return `${sign}${s < 10 ? s.toFixed(1) : Math.round(s)}s`;
+  const tenths = Math.round(s * 10) / 10;
+  return `${sign}${Number.isInteger(tenths) || s >= 10 ? Math.round(s) : tenths.toFixed(1)}s`;
+}
+
+// How long something has run, as the server writes it (app.py's duration filter).
+function formatDuration(seconds) {
+  let whole = Math.floor(seconds);
+  if (whole < 60) return `${whole} s`;
+  let minutes = Math.floor(whole / 60);
+  whole %= 60;
+  if (minutes < 60) return `${minutes} min ${String(whole).padStart(2, "0")} s`;
+  const hours = Math.floor(minutes / 60);
+  minutes %= 60;
+  return `${hours} h ${String(minutes).padStart(2, "0")} min`;
 }
 
 async function loadPlots() {
@@ -71,9 +95,23 @@ async function loadPlots() {
     const data = await response.json();
     const dots = data.sources ? data.sources.map((s) => s === "rnn") : null;
     const draw = () => drawPlot(canvas, data.t, data.values, { dots, marks: data.boundaries });
+    if (data.values.length > 1) canvas.after(legendOf(data.values.map((_, k) => `x${k + 1}`)));
     draw();
     window.addEventListener("resize", draw);
   }
+}
+
+// Which colour is which control, in drawPlot's colours.
+function legendOf(labels) {
+  const legend = document.createElement("div");
+  legend.className = "legend";
+  labels.forEach((label, k) => {
+    const item = document.createElement("span");
+    item.style.setProperty("--swatch", COLORS[k % COLORS.length]);
+    item.textContent = label;
+    legend.append(item);
+  });
+  return legend;
 }
 
 // "Select all" checkboxes in file tables.
@@ -98,9 +136,11 @@ function wireRefresh() {
     for (const el of root.querySelectorAll("[data-field]")) {
       const value = get(data, el.dataset.field);
       if (value == null) continue;
+      const format = el.dataset.format;
       if (Array.isArray(value)) el.textContent = value.map((v) => v.toFixed(3)).join(", ");
-      else if (el.dataset.format === "duration") el.textContent = formatSeconds(value);
-      else if (typeof value === "number") el.textContent = Number.isInteger(value) ? value : value.toFixed(1);
+      else if (format === "duration") el.textContent = formatDuration(value);
+      else if (format === "int") el.textContent = Math.round(value);
+      else if (format === "decimal") el.textContent = value.toFixed(1);
       else el.textContent = value;
     }
   }, 2000);
@@ -131,9 +171,13 @@ function wireControl() {
   const root = document.querySelector("[data-control]");
   if (!root) return;
   const result = root.querySelector("[data-control-result]");
+  let hide = null;
   const show = (text, bad = false) => {
     result.textContent = text;
-    result.classList.toggle("bad-text", bad);
+    result.classList.toggle("bad", bad);
+    result.hidden = false;
+    clearTimeout(hide);
+    hide = setTimeout(() => (result.hidden = true), bad ? 6000 : 2500);
   };
   const reflect = (status) => {
     root.querySelectorAll('[data-command="/impsy/mode"]').forEach((b) => b.classList.toggle("active", b.dataset.arg === status.mode));
@@ -187,6 +231,7 @@ function wireLive() {
   if (!root) return;
   const $ = (name) => root.querySelector(`[data-live="${name}"]`) || document.querySelector(`[data-live="${name}"]`);
   const bars = [...$("bars").querySelectorAll(".bar")];
+  document.querySelectorAll("[data-series]").forEach((el) => el.style.setProperty("--swatch", COLORS[el.dataset.series % COLORS.length]));
   const history = { input: [], output: [] };
   const counts = { input: [], output: [] };
   let offset = 0;  // browser seconds minus engine seconds
@@ -286,7 +331,8 @@ function drawLoss(canvas, epochs) {
   const scale = (v) => (v - low) / span;
   const t = epochs.map((e) => e.epoch);
   drawPlot(canvas, t, [train.map(scale), val.map(scale)], { colors: ["#3a6ea5", "#ef8354"],
-    yLabels: [low, (low + high) / 2, high].map((v) => v.toFixed(2)), xLabel: (v) => `${Math.round(v)}` });
+    yLabels: [low, (low + high) / 2, high].map((v) => v.toFixed(2)), integer: true,
+    xLabel: (v) => `${Math.round(v)}`, dots: epochs.length <= 40 ? t.map(() => true) : null });
 }
 
 // Jobs (dataset builds, training runs) shown with a progress bar, polled while running.
@@ -304,7 +350,8 @@ function wireJobs() {
       if (loss) drawLoss(loss, job.epochs);
       if (job.state !== "running") {
         clearInterval(timer);
-        if (el.dataset.reload !== "no") setTimeout(() => location.reload(), 800);
+        // show what the job made, without the flash message that started it
+        setTimeout(() => location.replace(location.pathname), 800);
       }
     }, 1000);
   }
