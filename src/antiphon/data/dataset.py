@@ -17,6 +17,7 @@ import io
 import json
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -200,10 +201,13 @@ def only_dimension(source: str | Path) -> int:
     return next(iter(found))
 
 
-def from_logs(source: str | Path, dimension: int) -> Collected:
+def from_logs(
+    source: str | Path, dimension: int, on_log: Callable[[int, int], None] | None = None
+) -> Collected:
     """Every ``*-{D}d-mdrnn.log`` in ``source``, in time order, as one dataset.
 
     Only the performer's (``interface``) rows are used; dt is measured between them.
+    ``on_log(done, total)`` hears after each log is read.
     """
     source = Path(source)
     if not source.is_dir():
@@ -229,8 +233,10 @@ def from_logs(source: str | Path, dimension: int) -> Collected:
         )
     performances, names, empty = [], [], []
     skipped: Counter[str] = Counter()
-    for path in paths:
+    for done, path in enumerate(paths, 1):
         log = read_log(path, dimension)
+        if on_log is not None:
+            on_log(done, len(paths))
         skipped.update(log.skipped)
         events = log.events(INTERFACE)
         if len(events) == 0:

@@ -23,6 +23,8 @@ log = logging.getLogger("antiphon")
 PRINT_INTERVAL = 0.05
 """Seconds the verbose printer lets lines gather before writing them."""
 
+SWITCH_INTERVAL = 0.0005  # seconds
+
 Service = Callable[[Engine], Awaitable[None]]
 """Something that runs beside the engine until cancelled (the web UI is one)."""
 
@@ -31,6 +33,9 @@ def run(setup: Setup, services: Sequence[Service] = ()) -> int:
     """Play until SIGINT/SIGTERM; returns the process exit code."""
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    # Another thread of this process (the web UI's file work, the log writer) keeps the
+    # interpreter lock up to this long before a due event can be played: 5 ms by default.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if request_realtime():
         log.info("timing: real-time scheduling priority")
     try:

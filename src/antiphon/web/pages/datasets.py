@@ -101,26 +101,38 @@ def build(web: WebState, dimension: int, impsy_format: bool) -> Any:
     """Start building a dataset from every log of this dimension; returns the job."""
     name = datasets.default_name(dimension)
     workspace = web.workspace
+    return web.jobs.in_worker(
+        "dataset",
+        f"{name} from logs/",
+        build_dataset,
+        workspace.logs,
+        workspace.datasets / name,
+        dimension,
+        impsy_format,
+    )
 
-    def work(progress: Progress) -> str:
-        progress(0.05, f"Reading the {dimension}d logs")
-        try:
-            collected = datasets.from_logs(workspace.logs, dimension)
-        except AntiphonError as exc:  # name the folder as the page does
-            raise AntiphonError(str(exc).replace(str(workspace.logs), "logs/")) from None
-        progress(0.8, "Writing the dataset")
-        path = datasets.save(
-            workspace.datasets / name, collected.dataset, "impsy" if impsy_format else "antiphon"
-        )
-        job.result = path.name
-        summary = collected.dataset.summary()
-        return (
-            f"Built {path.name}: {summary.performances} performances, {summary.events:,} events "
-            f"from {collected.logs} logs"
-        )
 
-    job = web.jobs.in_thread("dataset", f"{name} from logs/", work)
-    return job
+def build_dataset(
+    progress: Progress, logs: Path, destination: Path, dimension: int, impsy_format: bool
+) -> tuple[str, str]:
+    """A dataset job's work, in its own process: (message, the file made)."""
+
+    def reading(done: int, total: int) -> None:
+        progress(0.05 + 0.8 * done / total, f"Reading the {dimension}d logs ({done} of {total})")
+
+    progress(0.05, f"Reading the {dimension}d logs")
+    try:
+        collected = datasets.from_logs(logs, dimension, on_log=reading)
+    except AntiphonError as exc:  # name the folder as the page does
+        raise AntiphonError(str(exc).replace(str(logs), "logs/")) from None
+    progress(0.9, "Writing the dataset")
+    path = datasets.save(destination, collected.dataset, "impsy" if impsy_format else "antiphon")
+    summary = collected.dataset.summary()
+    message = (
+        f"Built {path.name}: {summary.performances} performances, {summary.events:,} events "
+        f"from {collected.logs} logs"
+    )
+    return message, path.name
 
 
 async def start_build(request: Request) -> Response:

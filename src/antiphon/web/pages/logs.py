@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import zipfile
 from pathlib import Path
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from antiphon.web import listing
@@ -30,7 +31,10 @@ async def preview(request: Request) -> Response:
 
 
 async def data(request: Request) -> Response:
-    return JSONResponse(await in_thread(listing.log_series, _log(request)))
+    """Encoded in the worker thread too: a long log's plot data is ~150 KB of JSON."""
+    path = _log(request)
+    body = await in_thread(lambda: json.dumps(listing.log_series(path)).encode())
+    return Response(body, media_type="application/json")
 
 
 async def download(request: Request) -> Response:
