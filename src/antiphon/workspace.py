@@ -19,10 +19,12 @@ FOLDERS = ("logs", "datasets", "models")
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+    config_file: Path | None = None
+    """The config being played, when it is not ``root/config.toml`` (``run -c other.toml``)."""
 
     @property
     def config_path(self) -> Path:
-        return self.root / CONFIG_NAME
+        return self.config_file or self.root / CONFIG_NAME
 
     @property
     def logs(self) -> Path:

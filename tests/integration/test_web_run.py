@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import time
 
 import httpx
@@ -126,3 +128,43 @@ def test_no_web_serves_nothing(tmp_path):
     assert playing.process.poll() is None
     playing.stop()
     assert playing.process.returncode == 0
+
+
+def test_the_web_ui_edits_the_config_being_played(tmp_path):
+    """With `antiphon run -c other.toml`, "use this model" changes other.toml, which the
+    engine then reloads; config.toml beside it stays as it was."""
+    root = tmp_path / "ws"
+    setup = Instrument(root)  # a workspace with models a and b on free ports
+    setup.wait_ready()
+    setup.stop()
+    other = root / "other.toml"
+    other.write_text(setup.workspace.config_path.read_text())
+    before = setup.workspace.config_path.read_text()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "antiphon", "run", "-c", "other.toml", "--quiet",
+         "--web-port", str(setup.web_port)],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=setup.url, timeout=10) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if http.get("/healthz").json()["playing"]:
+                        break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline and process.poll() is None
+                    time.sleep(0.1)
+            used = http.post(
+                "/api/models/use",
+                json={"name": "b.safetensors"},
+                headers={"x-csrf-token": http.cookies["antiphon_csrf"]},
+            )
+            assert used.status_code == 200, used.text
+            assert http.get("/api/status").json()["engine"]["model"]["name"] == "b.safetensors"
+            assert 'file = "models/b.safetensors"' in other.read_text()
+            assert setup.workspace.config_path.read_text() == before
+            assert "other.toml" in http.get("/config").text
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)

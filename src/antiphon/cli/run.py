@@ -102,7 +102,11 @@ def run(
         from antiphon.workspace import Workspace
 
         webui = setup.config.webui
-        workspace = Workspace(setup.config_path.parent if setup.config_path else Path.cwd())
+        workspace = (
+            Workspace(setup.config_path.parent, setup.config_path)
+            if setup.config_path
+            else Workspace(Path.cwd())
+        )
         services.append(web_service(workspace, web_host or webui.host, web_port or webui.port))
     code = run_engine(setup, services)
     sys.exit(code)

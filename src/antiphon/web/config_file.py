@@ -32,3 +32,7 @@ def edit_config(path: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> N
     document = tomlkit.parse(text)
     change(document)
     save_text(path, tomlkit.dumps(document))
+
+
+def saved_message(path: Path) -> str:
+    return f"Saved {path.name} (the previous one is {path.name}.bak)."

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from antiphon.config import ConfigError
 from antiphon.web import listing
 from antiphon.web.app import state
-from antiphon.web.config_file import save_text
+from antiphon.web.config_file import save_text, saved_message
 from antiphon.web.pages import models
 from antiphon.web.pages.common import in_thread
 from antiphon.web.security import Refused
@@ -72,7 +72,7 @@ async def put_config(request: Request) -> Response:
     except ConfigError as exc:
         raise Refused(str(exc), 422) from None
     web.refresh_password()
-    message = "Saved config.toml (the previous one is config.toml.bak)."
+    message = saved_message(web.workspace.config_path)
     if request.query_params.get("apply") == "1":
         outcome = await models.apply(web, message)
         return JSONResponse(outcome, 200 if "flash" in outcome else 409)

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from antiphon import config as config_schema
 from antiphon.config import ConfigError, WebUIConfig
 from antiphon.web.app import render, state
-from antiphon.web.config_file import save_text
+from antiphon.web.config_file import save_text, saved_message
 from antiphon.web.pages.common import back, in_thread
 from antiphon.web.pages.models import apply
 from antiphon.web.security import Refused
@@ -32,7 +32,10 @@ def examples() -> dict[str, str]:
 
 
 def _editor(request: Request, text: str, status: int = 200, **context: object) -> Response:
-    return render(request, "config.html", status, text=text, examples=list(examples()), **context)
+    name = state(request).workspace.config_path.name
+    return render(
+        request, "config.html", status, text=text, name=name, examples=list(examples()), **context
+    )
 
 
 async def editor(request: Request) -> Response:
@@ -82,9 +85,9 @@ async def save(request: Request) -> Response:
     if action == "apply":
         return back(
             "/config",
-            **await apply(web, "Saved config.toml (the previous one is config.toml.bak)."),
+            **await apply(web, saved_message(web.workspace.config_path)),
         )
-    return back("/config", flash="Saved config.toml (the previous one is config.toml.bak).")
+    return back("/config", flash=saved_message(web.workspace.config_path))
 
 
 async def setup(request: Request) -> Response:
