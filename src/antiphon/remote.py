@@ -121,7 +121,8 @@ class Instrument:
     def push_model(self, path: Path, *, use: bool) -> str:
         with path.open("rb") as f:
             created = self._request("POST", "/api/models", files={"file": (path.name, f)}).json()
-        message = f"uploaded {created['name']} ({created['architecture']})"
+        done = "uploaded" if created.get("new", True) else "already has"
+        message = f"{done} {created['name']} ({created['architecture']})"
         if use:
             outcome = self._request("POST", "/api/models/use", json={"name": path.name}).json()
             message += f"; {outcome.get('flash') or outcome.get('error')}"

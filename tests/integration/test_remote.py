@@ -88,8 +88,14 @@ def test_status_push_model_and_use(instrument, tmp_path):
     assert "uploaded mine.safetensors" in pushed.output and "now plays" in pushed.output
     assert (ws.models / "mine.safetensors").read_bytes() == model.read_bytes()
     assert config_schema.load(ws.config_path).model.file == "models/mine.safetensors"
-    again = remote("--url", url, "push-model", str(model))
-    assert again.exit_code == 1 and "already exists" in again.output
+    again = remote("--url", url, "push-model", str(model), "--use")  # a workshop re-runs it
+    assert again.exit_code == 0 and "already has mine.safetensors" in again.output
+    changed = files.save(
+        tmp_path / "changed" / "mine.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 5)),
+    )
+    refused = remote("--url", url, "push-model", str(changed))
+    assert refused.exit_code == 1 and "a different model called mine" in refused.output
 
 
 def test_pull_logs_fetches_only_what_is_new(instrument, tmp_path):

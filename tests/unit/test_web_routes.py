@@ -199,7 +199,15 @@ def test_model_upload_is_validated_before_it_is_kept(client, workspace, tmp_path
     assert response.status_code == 200 and "Uploaded new.safetensors" in response.text
     assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
     again = upload(client, "new.safetensors", good.read_bytes())
-    assert again.status_code == 409 and "never overwritten" in again.text
+    assert again.status_code == 200 and "already here, exactly the same" in again.text
+    other = files.save(
+        tmp_path / "other.safetensors",
+        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 2)),
+    )
+    different = upload(client, "new.safetensors", other.read_bytes())
+    assert different.status_code == 409 and "never overwritten" in different.text
+    assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
+    assert not list(workspace.models.glob(".upload-*"))
     broken = upload(client, "broken.safetensors", good.read_bytes()[:500])
     assert broken.status_code == 400 and "broken.safetensors was not kept" in broken.text
     assert "Traceback" not in broken.text

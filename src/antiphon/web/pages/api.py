@@ -51,9 +51,10 @@ def _listing(
 
 
 async def upload_model(request: Request) -> Response:
-    name, arch = await models.receive(state(request), request)
+    name, arch, new = await models.receive(state(request), request)
     return JSONResponse(
-        {"name": name, "architecture": arch.describe(), "dimension": arch.dimension}, 201
+        {"name": name, "architecture": arch.describe(), "dimension": arch.dimension, "new": new},
+        201 if new else 200,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import secrets
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,17 @@ async def index(request: Request) -> Response:
 
 
 async def upload(request: Request) -> Response:
-    name, arch = await receive(state(request), request)
+    name, arch, new = await receive(state(request), request)
+    if not new:
+        return back("/models", flash=f"{name} is already here, exactly the same.")
     return back("/models", flash=f"Uploaded {name}: {arch.describe()}.")
 
 
-async def receive(web: WebState, request: Request) -> tuple[str, Any]:
-    """Keep the model uploaded in ``request`` if it is valid; (name, architecture)."""
+async def receive(web: WebState, request: Request) -> tuple[str, Any, bool]:
+    """Keep the model uploaded in ``request`` if it is valid; (name, architecture, new).
+
+    Sending the same file again is not an error (a workshop re-runs its push to every
+    instrument); a different file under an existing name is refused."""
     form = await request.form()
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
@@ -49,22 +55,27 @@ async def receive(web: WebState, request: Request) -> tuple[str, Any]:
     target = confine(web.workspace.models, name)
     if target.suffix not in SUFFIXES:
         raise Refused(f"{name}: antiphon reads {', '.join(SUFFIXES)} model files")
-    if target.exists():
-        raise Refused(
-            f"a model called {name} already exists; rename the file (models are "
-            "never overwritten) or delete the old one first",
-            409,
-        )
     web.workspace.models.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".upload-{secrets.token_hex(4)}{target.suffix}")
     await save_upload(file, staging)
+    if target.exists():
+        same = await in_thread(filecmp.cmp, staging, target, False)
+        staging.unlink()
+        if not same:
+            raise Refused(
+                f"a different model called {name} already exists; rename the file (models "
+                "are never overwritten) or delete the old one first",
+                409,
+            )
+        _, arch, _ = await in_thread(listing.describe_model, target)
+        return name, arch, False
     try:
         _, arch, _ = await in_thread(listing.describe_model, staging)
     except AntiphonError as exc:
         staging.unlink(missing_ok=True)
         raise Refused(f"{name} was not kept: {str(exc).replace(str(staging), name)}") from None
     staging.rename(target)
-    return name, arch
+    return name, arch, True
 
 
 async def download(request: Request) -> Response:
