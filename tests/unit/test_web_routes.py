@@ -426,3 +426,26 @@ def test_health_check_answers_without_a_login(workspace):
     with TestClient(create_app(workspace)) as c:
         assert c.get("/healthz").json() == {"ok": True, "playing": False}
         assert c.get("/api/logs").status_code == 401
+
+
+def test_a_config_that_would_lock_out_the_laptop_is_refused(workspace):
+    """From a laptop over USB, saving a config whose web UI answers only on the Pi
+    itself would cut the laptop off at the next restart."""
+    text = workspace.config_path.read_text()
+    assert 'host = "127.0.0.1"' in text
+    with TestClient(create_app(workspace), client=("10.55.0.2", 50000)) as laptop:
+        laptop.get("/config", headers=HTML)
+        refused = laptop.post(
+            "/config",
+            data={"csrf_token": token(laptop), "text": text + "\n", "action": "save"},
+            headers=HTML,
+        )
+        assert refused.status_code == 422 and "would let only this computer" in refused.text
+        assert workspace.config_path.read_text() == text
+        reachable = text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1)
+        put = laptop.put("/api/config", content=reachable, headers={"x-csrf-token": token(laptop)})
+        assert put.status_code == 200 and workspace.config_path.read_text() == reachable
+    with TestClient(create_app(workspace), client=("127.0.0.1", 50000)) as on_the_pi:
+        on_the_pi.get("/config", headers=HTML)
+        put = on_the_pi.put("/api/config", content=text, headers={"x-csrf-token": token(on_the_pi)})
+        assert put.status_code == 200 and workspace.config_path.read_text() == text

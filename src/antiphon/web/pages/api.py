@@ -20,7 +20,7 @@ from antiphon.web import listing
 from antiphon.web.app import state
 from antiphon.web.config_file import save_text, saved_message
 from antiphon.web.pages import models
-from antiphon.web.pages.common import in_thread
+from antiphon.web.pages.common import client_host, in_thread
 from antiphon.web.security import Refused
 from antiphon.workspace import Workspace
 
@@ -69,7 +69,7 @@ async def put_config(request: Request) -> Response:
     web = state(request)
     text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        await in_thread(save_text, web.workspace.config_path, text)
+        await in_thread(save_text, web.workspace.config_path, text, client_host(request))
     except ConfigError as exc:
         raise Refused(str(exc), 422) from None
     web.refresh_password()

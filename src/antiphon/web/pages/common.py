@@ -61,3 +61,8 @@ async def save_upload(upload: UploadFile, target: Path) -> None:
                 out.write(chunk)
 
     await in_thread(copy)
+
+
+def client_host(request: Request) -> str | None:
+    """The address a request came from, when the server knows it."""
+    return request.client.host if request.client else None

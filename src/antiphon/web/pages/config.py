@@ -13,7 +13,7 @@ from antiphon import config as config_schema
 from antiphon.config import ConfigError, WebUIConfig
 from antiphon.web.app import render, state
 from antiphon.web.config_file import save_text, saved_message
-from antiphon.web.pages.common import back, in_thread
+from antiphon.web.pages.common import back, client_host, in_thread
 from antiphon.web.pages.models import apply
 from antiphon.web.security import Refused
 from antiphon.web.setup_form import KINDS, SetupForm
@@ -70,7 +70,7 @@ async def save(request: Request) -> Response:
         checked = (
             config_schema.parse(text, path)
             if action == "check"
-            else await in_thread(save_text, path, text)
+            else await in_thread(save_text, path, text, client_host(request))
         )
     except ConfigError as exc:
         return _editor(request, text, 422, problem=str(exc))
