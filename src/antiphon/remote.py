@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from antiphon.data.logs import NAME_PATTERN
 from antiphon.errors import AntiphonError
 
 CSRF_COOKIE = "antiphon_csrf"
@@ -138,14 +139,59 @@ class Instrument:
 def new_files(
     remote: list[RemoteFile], folder: Path, since: datetime | None
 ) -> Iterator[RemoteFile]:
-    """What is on the instrument and not yet here (same name and size), newer than since."""
+    """What is on the instrument and not yet here (same name, or a kept-apart variant of
+    it, with the same size), newer than since."""
     for file in remote:
         if since is not None and datetime.fromtimestamp(file.mtime) < since:
             continue
-        local = folder / file.name
-        if local.exists() and local.stat().st_size == file.size:
+        if any(local.stat().st_size == file.size for local in _variants(folder, file.name)):
             continue
         yield file
+
+
+def keep(downloaded: Path, folder: Path, name: str) -> Path:
+    """Move a downloaded file into ``folder`` as ``name`` without losing anything here.
+
+    A file that has grown since the last pull (a log still being written then) replaces
+    the shorter copy. A different file with the same name (two instruments began a
+    performance in the same second) is kept beside it under the next free variant name.
+    """
+    new = downloaded.read_bytes()
+    for local in _variants(folder, name):
+        old = local.read_bytes()
+        if old == new:
+            downloaded.unlink()
+            return local
+        if new.startswith(old):
+            os.replace(downloaded, local)
+            return local
+    n = 1
+    target = folder / name
+    while target.exists():
+        n += 1
+        target = folder / _variant(name, n)
+    os.replace(downloaded, target)
+    return target
+
+
+def _variants(folder: Path, name: str) -> list[Path]:
+    """``name`` and its numbered variants that exist in ``folder``."""
+    found, candidate, n = [], folder / name, 1
+    while candidate.exists():
+        found.append(candidate)
+        n += 1
+        candidate = folder / _variant(name, n)
+    return found
+
+
+def _variant(name: str, n: int) -> str:
+    """The n-th name for a file called ``name``; a log keeps IMPSY's ending, with the
+    counter after its time as when two performances start in one second."""
+    match = NAME_PATTERN.search(name)
+    if match and match[2] is None:
+        return f"{match[1]}-{n}{name[match.end(1) :]}"
+    path = Path(name)
+    return f"{path.stem}-{n}{path.suffix}"
 
 
 def _message(response: httpx.Response) -> str:

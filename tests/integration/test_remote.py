@@ -208,3 +208,30 @@ def test_remote_drives_a_playing_instrument(tmp_path):
         assert played.sources.count("interface") == 20 and played.dimension == 4
     finally:
         pi.stop()
+
+
+def test_pulling_never_loses_a_log(instrument, tmp_path):
+    """A log that grew replaces its shorter copy; a different log with the same name
+    (another instrument started in the same second) is kept beside it."""
+    url, ws = instrument
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    assert remote("--url", url, "pull-logs", cwd=laptop).exit_code == 0
+    name = sorted(p.name for p in ws.logs.iterdir())[0]
+    first = (laptop / "logs" / name).read_bytes()
+
+    other = first.replace(b"0.5", b"0.7")[: len(first) // 2]  # same name, another performance
+    (ws.logs / name).write_bytes(other)
+    pulled = remote("--url", url, "pull-logs", cwd=laptop)
+    assert pulled.exit_code == 0 and "1 new logs" in pulled.output, pulled.output
+    variant = laptop / "logs" / name.replace("-9d-mdrnn.log", "-2-9d-mdrnn.log")
+    assert (laptop / "logs" / name).read_bytes() == first
+    assert variant.read_bytes() == other
+    assert read_log(variant).dimension == 9
+
+    grown = other + b"2024-06-01T10:00:59.000000,interface,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1\n"
+    (ws.logs / name).write_bytes(grown)
+    assert "1 new logs" in remote("--url", url, "pull-logs", cwd=laptop).output
+    assert variant.read_bytes() == grown and (laptop / "logs" / name).read_bytes() == first
+    assert "0 new logs" in remote("--url", url, "pull-logs", cwd=laptop).output
+    assert len(list((laptop / "logs").iterdir())) == 3

@@ -82,14 +82,16 @@ def push_config(ctx: click.Context, file: Path, apply: bool) -> None:
 
 
 def _pull(ctx: click.Context, kind: str, into: Path, since: datetime | None) -> None:
-    from antiphon.remote import new_files
+    from antiphon.remote import keep, new_files
 
     into.mkdir(parents=True, exist_ok=True)
     for url, instrument in _instruments(ctx):
         fresh = list(new_files(instrument.files(kind), into, since))
+        kept = []
         for file in fresh:
-            instrument.download(kind, file.name, into / file.name)
-        names = ", ".join(f.name for f in fresh[:3]) + (", ..." if len(fresh) > 3 else "")
+            partial = instrument.download(kind, file.name, into / f".{file.name}.pulled")
+            kept.append(keep(partial, into, file.name).name)
+        names = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
         click.echo(f"{url}: {len(fresh)} new {kind} into {into}" + (f" ({names})" if fresh else ""))
 
 
