@@ -80,7 +80,7 @@ import websockets
 
 from antiphon.data import performer
 from antiphon.data.dataset import default_name
-from antiphon.engine.bench import _antiphon_run
+from antiphon.engine.bench import antiphon_run
 from antiphon.workspace import init
 
 DIMENSION = 9
@@ -412,7 +412,7 @@ def playing(root: Path) -> Iterator[tuple[subprocess.Popen, tuple[int, int], str
     what it said on stderr, collected while it runs)."""
     port = _tcp_port()
     web = ("--web-host", "127.0.0.1", "--web-port", str(port))
-    with _antiphon_run(root, "battle", "--input-thru", *web) as (process, ports, _):
+    with antiphon_run(root, "battle", "--input-thru", *web) as (process, ports, _):
         said: list[str] = []
         threading.Thread(target=lambda: said.extend(process.stderr), daemon=True).start()
         url = f"http://127.0.0.1:{port}"

@@ -37,8 +37,8 @@ import numpy as np
 from antiphon.bench import Row
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -58,7 +58,7 @@ def _model(folder: Path) -> Path:
 
 
 @contextmanager
-def _antiphon_run(folder: Path, mode: str, *extra: str):
+def antiphon_run(folder: Path, mode: str, *extra: str):
     """`antiphon run` in a subprocess with OSC on free ports; yields (process, ports, s)."""
     server, client = _free_port(), _free_port()
     config = folder / f"{mode}.toml"
@@ -68,6 +68,7 @@ def _antiphon_run(folder: Path, mode: str, *extra: str):
         f'[osc]\nserver_ip = "127.0.0.1"\nserver_port = {server}\n'
         f'client_ip = "127.0.0.1"\nclient_port = {client}\n'
         f"[webui]\nmonitor_port = {_free_port()}\ncommand_port = {_free_port()}\n"
+        f'host = "127.0.0.1"\nport = {_free_port(socket.SOCK_STREAM)}\n'
     )
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -183,7 +184,7 @@ def idle_and_latency(quick: bool) -> list[Row]:
 
     rows = []
     idle_seconds = 2.0 if quick else 30.0
-    with tempfile.TemporaryDirectory() as tmp, _antiphon_run(Path(tmp), "callresponse") as run:
+    with tempfile.TemporaryDirectory() as tmp, antiphon_run(Path(tmp), "callresponse") as run:
         process, _, ready = run
         rows.append(
             Row(
@@ -210,7 +211,7 @@ def idle_and_latency(quick: bool) -> list[Row]:
     rounds = 150 if quick else 2000
     with (
         tempfile.TemporaryDirectory() as tmp,
-        _antiphon_run(Path(tmp), "polyphony", "--timescale", "1e-9") as run,
+        antiphon_run(Path(tmp), "polyphony", "--timescale", "1e-9") as run,
     ):
         process, (server, client), _ = run
         latencies = _ping(server, client, rounds)
@@ -258,6 +259,7 @@ async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
             f'[osc]\nserver_ip = "127.0.0.1"\nserver_port = {_free_port()}\n'
             f'client_ip = "127.0.0.1"\nclient_port = {_free_port()}\n'
             f"[webui]\nmonitor_port = {_free_port()}\ncommand_port = {_free_port()}\n"
+        f'host = "127.0.0.1"\nport = {_free_port(socket.SOCK_STREAM)}\n'
         )
         engine = Engine(prepare(config, Overrides(seed=0), model))
         events = engine.subscribe(maxsize=10_000)
