@@ -5,6 +5,11 @@
 set -eu
 
 workspace=${ANTIPHON_WORKSPACE:-/workspace}
+if [ -d "$workspace" ] && ! [ -w "$workspace" ]; then
+    echo "antiphon: cannot write to $workspace (owned by uid $(stat -c %u "$workspace"), this container runs as uid $(id -u))." >&2
+    echo "On the host: mkdir -p workspace && sudo chown $(id -u) workspace, or run with --user \$(id -u)." >&2
+    exit 1
+fi
 if [ ! -f "$workspace/config.toml" ]; then
     antiphon init "$workspace" --web-host 0.0.0.0 --osc-client-ip host.docker.internal
 fi

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -277,3 +278,25 @@ def _resolve(python: str, requirements: list[str], tmp_path: Path) -> subprocess
         text=True,
         timeout=600,
     )
+
+
+@pytest.mark.skipif(
+    shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs setpriv and root"
+)
+def test_the_container_explains_a_workspace_it_cannot_write():
+    """Docker creates a missing bind-mounted folder owned by root; the container's user
+    cannot write there, and must say so rather than fail somewhere inside antiphon."""
+    reachable = Path(tempfile.mkdtemp())  # pytest's own folders are closed to others
+    reachable.chmod(0o755)
+    workspace = reachable / "workspace"
+    workspace.mkdir(mode=0o755)
+    result = subprocess.run(
+        ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "sh",
+         str(DEPLOY / "docker" / "entrypoint.sh"), "true"],
+        env={**os.environ, "ANTIPHON_WORKSPACE": str(workspace)},
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot write to {workspace} (owned by uid 0" in result.stderr
+    assert "sudo chown 1000 workspace" in result.stderr
+    shutil.rmtree(reachable)
