@@ -1,4 +1,5 @@
-"""The bundled default models load without torch and play something musical."""
+"""The bundled default models load without torch and play something musical at the
+settings a fresh workspace starts with."""
 
 import json
 import subprocess
@@ -16,8 +17,13 @@ import numpy as np
 from antiphon.model.loader import bundled_model, open_model
 from antiphon.data.generate import play
 
-model = open_model(bundled_model({dimension}), sigmatemp=0.01, pitemp=1.0, seed=0)
-events = play(model, events=2000).events
+from antiphon import config
+from antiphon.workspace import config_template
+
+fresh = config.parse(config_template()).model
+temperatures = dict(sigmatemp=fresh.sigmatemp, pitemp=fresh.pitemp)
+model = open_model(bundled_model({dimension}), **temperatures, seed=0)
+events = play(model, events=3000).events
 dt, values = events[:, 0].astype(float), events[:, 1:].astype(float)
 still = np.all(np.diff(values, axis=0) == 0, axis=1)
 longest_still, run = 0, 0

@@ -230,7 +230,7 @@ class Performer:
                 now = (1.0 - blend) * main + blend * hand[blended]
                 moving = np.abs(now - controls).max() > 0.004
                 controls = now
-                tremor = rng.normal(0, 0.003, n) + rng.normal(0, 0.002)
+                tremor = rng.normal(0, 0.0003, n) + rng.normal(0, 0.0002)  # a steady hand
                 times.append(t)
                 rows.append(np.clip(np.round(controls + tremor, 4), 0.0, 1.0))
                 if rng.random() < 0.04:  # two reports in one packet
