@@ -259,7 +259,7 @@ async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
             f'[osc]\nserver_ip = "127.0.0.1"\nserver_port = {_free_port()}\n'
             f'client_ip = "127.0.0.1"\nclient_port = {_free_port()}\n'
             f"[webui]\nmonitor_port = {_free_port()}\ncommand_port = {_free_port()}\n"
-        f'host = "127.0.0.1"\nport = {_free_port(socket.SOCK_STREAM)}\n'
+            f'host = "127.0.0.1"\nport = {_free_port(socket.SOCK_STREAM)}\n'
         )
         engine = Engine(prepare(config, Overrides(seed=0), model))
         events = engine.subscribe(maxsize=10_000)
