@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -49,6 +50,25 @@ async def chosen_files(request: Request, folder: Path) -> list[Path]:
     if missing:
         raise Refused(f"no such file: {', '.join(missing)}", 404)
     return paths
+
+
+async def staged_upload(
+    request: Request, folder: Path, suffixes: tuple[str, ...], kind: str, accepted: str
+) -> tuple[str, Path, Path]:
+    """The file uploaded in ``request``'s form, saved under a hidden temporary name in
+    ``folder``; (its name, where it is to be kept, where it is now)."""
+    form = await request.form()
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        raise Refused(f"choose a {kind} file ({', '.join(suffixes)}) to upload")
+    name = Path(file.filename).name
+    target = confine(folder, name)
+    if target.suffix not in suffixes:
+        raise Refused(f"{name}: {accepted}")
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".upload-{secrets.token_hex(4)}{target.suffix}")
+    await save_upload(file, staging)
+    return name, target, staging
 
 
 async def save_upload(upload: UploadFile, target: Path) -> None:

@@ -4,12 +4,10 @@ download, upload (IMPSY's .npz too, loaded without running its pickled code), de
 from __future__ import annotations
 
 import functools
-import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -19,8 +17,8 @@ from antiphon.errors import AntiphonError
 from antiphon.web import listing
 from antiphon.web.app import WebState, render, state
 from antiphon.web.jobs import Progress
-from antiphon.web.pages.common import back, chosen_files, existing, in_thread, save_upload
-from antiphon.web.security import Refused, confine
+from antiphon.web.pages.common import back, chosen_files, existing, in_thread, staged_upload
+from antiphon.web.security import Refused
 
 SUFFIXES = (".npz",)
 PLOT_POINTS = 3000
@@ -154,22 +152,19 @@ async def start_build(request: Request) -> Response:
 
 async def upload(request: Request) -> Response:
     web = state(request)
-    form = await request.form()
-    file = form.get("file")
-    if not isinstance(file, UploadFile) or not file.filename:
-        raise Refused("choose a dataset file (.npz) to upload")
-    name = Path(file.filename).name
-    target = confine(web.workspace.datasets, name)
-    if target.suffix not in SUFFIXES:
-        raise Refused(f"{name}: datasets are .npz files (antiphon's or IMPSY's)")
+    name, target, staging = await staged_upload(
+        request,
+        web.workspace.datasets,
+        SUFFIXES,
+        "dataset",
+        "datasets are .npz files (antiphon's or IMPSY's)",
+    )
     if target.exists():
+        staging.unlink()
         raise Refused(
             f"a dataset called {name} already exists; rename the file or delete the old one first",
             409,
         )
-    web.workspace.datasets.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".upload-{secrets.token_hex(4)}.npz")
-    await save_upload(file, staging)
     try:
         summary = (await in_thread(datasets.load, staging)).summary()
     except AntiphonError as exc:

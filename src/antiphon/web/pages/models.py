@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import filecmp
-import secrets
-from pathlib import Path
 from typing import Any
 
 import tomlkit
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -18,8 +15,8 @@ from antiphon.model.loader import SUFFIXES
 from antiphon.web import listing
 from antiphon.web.app import WebState, render, state
 from antiphon.web.config_file import edit_config
-from antiphon.web.pages.common import back, chosen_files, existing, in_thread, save_upload
-from antiphon.web.security import Refused, confine
+from antiphon.web.pages.common import back, chosen_files, existing, in_thread, staged_upload
+from antiphon.web.security import Refused
 
 
 async def index(request: Request) -> Response:
@@ -47,17 +44,13 @@ async def receive(web: WebState, request: Request) -> tuple[str, Any, bool]:
 
     Sending the same file again is not an error (a workshop re-runs its push to every
     instrument); a different file under an existing name is refused."""
-    form = await request.form()
-    file = form.get("file")
-    if not isinstance(file, UploadFile) or not file.filename:
-        raise Refused("choose a model file to upload")
-    name = Path(file.filename).name
-    target = confine(web.workspace.models, name)
-    if target.suffix not in SUFFIXES:
-        raise Refused(f"{name}: antiphon reads {', '.join(SUFFIXES)} model files")
-    web.workspace.models.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".upload-{secrets.token_hex(4)}{target.suffix}")
-    await save_upload(file, staging)
+    name, target, staging = await staged_upload(
+        request,
+        web.workspace.models,
+        SUFFIXES,
+        "model",
+        f"antiphon reads {', '.join(SUFFIXES)} model files",
+    )
     if target.exists():
         same = await in_thread(filecmp.cmp, staging, target, False)
         staging.unlink()
