@@ -10,11 +10,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 
-IMPSY = Path(__file__).resolve().parents[2] / "shared" / "impsy"
+IMPSY = Path(
+    os.environ.get("ANTIPHON_IMPSY_SAMPLES")
+    or Path(__file__).resolve().parents[2] / "shared" / "impsy"
+)
 
 
 @pytest.fixture
 def impsy_dir() -> Path:
     if not IMPSY.is_dir():
-        pytest.skip("IMPSY sample files (../shared/impsy) are not available")
+        pytest.skip(
+            f"IMPSY sample files ({IMPSY}) are not available; ANTIPHON_IMPSY_SAMPLES names them"
+        )
     return IMPSY

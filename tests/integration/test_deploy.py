@@ -286,13 +286,14 @@ def _resolve(python: str, requirements: list[str], tmp_path: Path) -> subprocess
 def test_the_container_explains_a_workspace_it_cannot_write():
     """Docker creates a missing bind-mounted folder owned by root; the container's user
     cannot write there, and must say so rather than fail somewhere inside antiphon."""
-    reachable = Path(tempfile.mkdtemp())  # pytest's own folders are closed to others
+    reachable = Path(tempfile.mkdtemp())  # a checkout or pytest's folders may be closed to others
     reachable.chmod(0o755)
     workspace = reachable / "workspace"
     workspace.mkdir(mode=0o755)
+    entrypoint = shutil.copy(DEPLOY / "docker" / "entrypoint.sh", reachable)
     result = subprocess.run(
         ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "sh",
-         str(DEPLOY / "docker" / "entrypoint.sh"), "true"],
+         entrypoint, "true"],
         env={**os.environ, "ANTIPHON_WORKSPACE": str(workspace)},
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
