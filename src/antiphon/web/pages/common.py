@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 
+from antiphon.web.app import render
 from antiphon.web.security import Refused, confine
 
 T = TypeVar("T")
@@ -50,6 +51,33 @@ async def chosen_files(request: Request, folder: Path) -> list[Path]:
     if missing:
         raise Refused(f"no such file: {', '.join(missing)}", 404)
     return paths
+
+
+async def confirmed_delete(
+    request: Request,
+    folder: Path,
+    kind: str,
+    check: Callable[[list[Path]], None] | None = None,
+) -> Response:
+    """Delete the files a form chose, once the user has confirmed them on a page listing
+    them; ``check`` may refuse first. ``kind`` names the files and their page."""
+    paths = await chosen_files(request, folder)
+    page = f"/{kind}s"
+    form = await request.form()
+    if form.get("confirmed") != "1":
+        return render(
+            request,
+            "confirm_delete.html",
+            kind=kind,
+            action=f"{page}/delete",
+            names=[p.name for p in paths],
+            cancel=page,
+        )
+    if check is not None:
+        check(paths)
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return back(page, flash=f"Deleted {len(paths)} {kind}{'s' * (len(paths) != 1)}.")
 
 
 async def staged_upload(

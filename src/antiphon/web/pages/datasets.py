@@ -17,7 +17,13 @@ from antiphon.errors import AntiphonError
 from antiphon.web import listing
 from antiphon.web.app import WebState, render, state
 from antiphon.web.jobs import Progress
-from antiphon.web.pages.common import back, chosen_files, existing, in_thread, staged_upload
+from antiphon.web.pages.common import (
+    back,
+    confirmed_delete,
+    existing,
+    in_thread,
+    staged_upload,
+)
 from antiphon.web.security import Refused
 
 SUFFIXES = (".npz",)
@@ -184,20 +190,7 @@ async def download(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    paths = await chosen_files(request, state(request).workspace.datasets)
-    form = await request.form()
-    if form.get("confirmed") != "1":
-        return render(
-            request,
-            "confirm_delete.html",
-            kind="dataset",
-            action="/datasets/delete",
-            names=[p.name for p in paths],
-            cancel="/datasets",
-        )
-    for path in paths:
-        path.unlink(missing_ok=True)
-    return back("/datasets", flash=f"Deleted {len(paths)} dataset{'s' * (len(paths) != 1)}.")
+    return await confirmed_delete(request, state(request).workspace.datasets, "dataset")
 
 
 async def job_status(request: Request) -> Response:

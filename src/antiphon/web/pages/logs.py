@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from antiphon.web import listing
 from antiphon.web.app import render, state
-from antiphon.web.pages.common import back, chosen_files, existing, in_thread
+from antiphon.web.pages.common import back, chosen_files, confirmed_delete, existing, in_thread
 
 
 def _log(request: Request) -> Path:
@@ -69,20 +69,7 @@ async def archive(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    paths = await chosen_files(request, state(request).workspace.logs)
-    form = await request.form()
-    if form.get("confirmed") != "1":
-        return render(
-            request,
-            "confirm_delete.html",
-            kind="log",
-            action="/logs/delete",
-            names=[p.name for p in paths],
-            cancel="/logs",
-        )
-    for path in paths:
-        path.unlink(missing_ok=True)
-    return back("/logs", flash=f"Deleted {len(paths)} log{'s' * (len(paths) != 1)}.")
+    return await confirmed_delete(request, state(request).workspace.logs, "log")
 
 
 routes = [

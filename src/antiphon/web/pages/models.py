@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+from pathlib import Path
 from typing import Any
 
 import tomlkit
@@ -15,7 +16,13 @@ from antiphon.model.loader import SUFFIXES
 from antiphon.web import listing
 from antiphon.web.app import WebState, render, state
 from antiphon.web.config_file import edit_config
-from antiphon.web.pages.common import back, chosen_files, existing, in_thread, staged_upload
+from antiphon.web.pages.common import (
+    back,
+    confirmed_delete,
+    existing,
+    in_thread,
+    staged_upload,
+)
 from antiphon.web.security import Refused
 
 
@@ -78,26 +85,16 @@ async def download(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     web = state(request)
-    paths = await chosen_files(request, web.workspace.models)
-    form = await request.form()
-    if form.get("confirmed") != "1":
-        return render(
-            request,
-            "confirm_delete.html",
-            kind="model",
-            action="/models/delete",
-            names=[p.name for p in paths],
-            cancel="/models",
-        )
-    config = web.read_config()
-    in_use = config.model_path.resolve() if config and config.model_path else None
-    if in_use in {p.resolve() for p in paths}:
-        raise Refused(
-            f"{in_use.name} is the model config.toml plays; choose another model first", 409
-        )
-    for path in paths:
-        path.unlink(missing_ok=True)
-    return back("/models", flash=f"Deleted {len(paths)} model{'s' * (len(paths) != 1)}.")
+
+    def not_the_one_playing(paths: list[Path]) -> None:
+        config = web.read_config()
+        in_use = config.model_path.resolve() if config and config.model_path else None
+        if in_use in {p.resolve() for p in paths}:
+            raise Refused(
+                f"{in_use.name} is the model config.toml plays; choose another model first", 409
+            )
+
+    return await confirmed_delete(request, web.workspace.models, "model", not_the_one_playing)
 
 
 async def use(request: Request) -> Response:
