@@ -3,6 +3,8 @@
 import copy
 import dataclasses
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -151,6 +153,23 @@ def test_ctrl_c_keeps_the_best_model_so_far_and_the_checkpoint(data, tmp_path):
     assert run.stopped == "interrupted" and len(run.history) == 2
     assert run.best_epoch in (1, 2)
     assert Trainer.read_checkpoint(checkpoint)["epoch"] == 2
+
+
+class _CtrlCAsEpochEnds(Reporter):
+    """A real SIGINT while an epoch's record is being written, before its checkpoint."""
+
+    def end_epoch(self, record, best):
+        if record.epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_as_an_epoch_ends_still_checkpoints_that_epoch(data, tmp_path):
+    checkpoint = tmp_path / "run.checkpoint.pt"
+    run = fit(Trainer(data, dataclasses.replace(TINY, epochs=10)), reporter=_CtrlCAsEpochEnds(),
+              checkpoint=checkpoint)  # fmt: skip
+    assert run.stopped == "interrupted" and len(run.history) == 2
+    assert Trainer.read_checkpoint(checkpoint)["epoch"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_ctrl_c_before_any_epoch_ends_is_an_error_without_a_model(data):

@@ -20,13 +20,17 @@ reports them; subtract D*ln(10) for the unscaled value.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
 import json
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -361,6 +365,24 @@ class Trainer:
         return trainer
 
 
+@contextlib.contextmanager
+def _ctrl_c_waits() -> Iterator[None]:
+    """Hold a Ctrl-C until the block ends, so that an epoch's record, its best weights
+    and its checkpoint are all written or none are: a run resumed from the checkpoint
+    then continues from the same epoch the saved model reports."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(held[0], None)  # Python's own handler raises KeyboardInterrupt here
+
+
 def fit(
     trainer: Trainer,
     *,
@@ -386,10 +408,11 @@ def fit(
             val_nll = trainer.evaluate()
             if not math.isfinite(val_nll):
                 raise FloatingPointError(f"the validation loss became {val_nll}")
-            improved = trainer.end_epoch(train_nll, val_nll, used, time.monotonic() - started)
-            reporter.end_epoch(trainer.history[-1], improved)
-            if checkpoint is not None:
-                trainer.save_checkpoint(checkpoint)
+            with _ctrl_c_waits():
+                improved = trainer.end_epoch(train_nll, val_nll, used, time.monotonic() - started)
+                reporter.end_epoch(trainer.history[-1], improved)
+                if checkpoint is not None:
+                    trainer.save_checkpoint(checkpoint)
             if s.early_stopping and trainer.stalled >= s.patience:
                 stopped = f"early stopping: no improvement for {s.patience} epochs"
                 break
