@@ -124,6 +124,19 @@ def test_delete_asks_for_confirmation_first(client, workspace):
     assert not (workspace.logs / name).exists()
 
 
+def test_delete_all_lists_every_log_before_deleting_them(client, workspace):
+    names = sorted(p.name for p in workspace.logs.glob("*.log"))
+    ask = client.post("/logs/delete", data={"csrf_token": token(client), "all": "1"})
+    assert f"Delete {len(names)} logs?" in ask.text and all(n in ask.text for n in names)
+    assert sorted(p.name for p in workspace.logs.glob("*.log")) == names
+    done = client.post(
+        "/logs/delete", data={"csrf_token": token(client), "name": names, "confirmed": "1"}
+    )
+    assert f"Deleted {len(names)} logs." in done.text and not list(workspace.logs.glob("*.log"))
+    nothing = client.post("/logs/delete", data={"csrf_token": token(client), "all": "1"})
+    assert "There are no logs to delete." in nothing.text
+
+
 @pytest.mark.parametrize(
     "name", ["../config.toml", "..", ".antiphon-web-secret", "a/b.log", "/etc/passwd", "x\x00.log"]
 )

@@ -60,6 +60,9 @@ def human_size(size: int) -> str:
     raise AssertionError
 
 
+LOG_SUFFIXES = (".log",)
+
+
 def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """Plain files (no hidden ones, no symlinks leaving the folder), newest first."""
     if not folder.is_dir():
@@ -93,7 +96,7 @@ def performed_at(path: Path) -> datetime | None:
 
 
 def log_infos(folder: Path) -> list[LogInfo]:
-    return [log_info(p) for p in files_in(folder, (".log",))]
+    return [log_info(p) for p in files_in(folder, LOG_SUFFIXES)]
 
 
 def log_info(path: Path) -> LogInfo:

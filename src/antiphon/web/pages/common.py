@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from antiphon.web import listing
 from antiphon.web.app import render
 from antiphon.web.security import Refused, confine
 
@@ -38,12 +39,13 @@ def existing(folder: Path, name: str, kind: str) -> Path:
     return path
 
 
-async def chosen_files(request: Request, folder: Path) -> list[Path]:
-    """The files a form selected (``name`` fields), each confined to ``folder``."""
+async def chosen_files(request: Request, folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files a form selected: its ``name`` fields, each confined to ``folder``, or
+    with ``all=1`` every file in ``folder`` ending in one of ``suffixes``."""
     form = await request.form()
-    names = [str(n) for n in form.getlist("name")]
     if form.get("all") == "1":
-        return []  # the caller decides what "all" means
+        return listing.files_in(folder, suffixes)
+    names = [str(n) for n in form.getlist("name")]
     if not names:
         raise Refused("no files selected")
     paths = [confine(folder, name) for name in names]
@@ -57,11 +59,14 @@ async def confirmed_delete(
     request: Request,
     folder: Path,
     kind: str,
+    suffixes: tuple[str, ...],
     check: Callable[[list[Path]], None] | None = None,
 ) -> Response:
     """Delete the files a form chose, once the user has confirmed them on a page listing
     them; ``check`` may refuse first. ``kind`` names the files and their page."""
-    paths = await chosen_files(request, folder)
+    paths = await chosen_files(request, folder, suffixes)
+    if not paths:
+        return back(f"/{kind}s", error=f"There are no {kind}s to delete.")
     page = f"/{kind}s"
     form = await request.form()
     if form.get("confirmed") != "1":

@@ -190,7 +190,7 @@ async def download(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    return await confirmed_delete(request, state(request).workspace.datasets, "dataset")
+    return await confirmed_delete(request, state(request).workspace.datasets, "dataset", SUFFIXES)
 
 
 async def job_status(request: Request) -> Response:

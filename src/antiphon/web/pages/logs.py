@@ -55,7 +55,7 @@ def zip_files(paths: list[Path]) -> Path:
 
 async def archive(request: Request) -> Response:
     folder = state(request).workspace.logs
-    paths = await chosen_files(request, folder) or listing.files_in(folder, (".log",))
+    paths = await chosen_files(request, folder, listing.LOG_SUFFIXES)
     if not paths:
         return back("/logs", error="There are no logs to download yet.")
     zipped = await in_thread(zip_files, paths)
@@ -69,7 +69,9 @@ async def archive(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    return await confirmed_delete(request, state(request).workspace.logs, "log")
+    return await confirmed_delete(
+        request, state(request).workspace.logs, "log", listing.LOG_SUFFIXES
+    )
 
 
 routes = [

@@ -94,7 +94,9 @@ async def delete(request: Request) -> Response:
                 f"{in_use.name} is the model config.toml plays; choose another model first", 409
             )
 
-    return await confirmed_delete(request, web.workspace.models, "model", not_the_one_playing)
+    return await confirmed_delete(
+        request, web.workspace.models, "model", SUFFIXES, not_the_one_playing
+    )
 
 
 async def use(request: Request) -> Response:
