@@ -142,7 +142,7 @@ def test_bench_writes_a_markdown_table(tmp_path):
     lines = []
     rows = bench.run(markdown=out, quick=True, echo=lines.append)
     names = [r.name.strip() for r in rows]
-    assert "s D=9" in names and "xl D=4" in names
+    assert "s D=9" in names and "xl D=4" in names and "reference: fixed work, no model" in names
     assert any("import antiphon.cli" in n for n in names)
     heavy = next(r for r in rows if r.name.startswith("heavy modules"))
     assert heavy.value == "none"
