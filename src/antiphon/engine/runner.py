@@ -98,7 +98,7 @@ def banner(engine: Engine) -> list[str]:
     status = engine.status()
     mode = status["mode"]
     if mode == "callresponse":
-        mode += f" (answers after {engine.threshold:g} s of silence)"
+        mode += f" (waits for you to play, answers after {engine.threshold:g} s of silence)"
     model = status["model"]
     lines = [
         f"antiphon {__version__}: model {model['name']}, {model['description']}",
