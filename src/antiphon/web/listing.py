@@ -61,6 +61,7 @@ def human_size(size: int) -> str:
 
 
 LOG_SUFFIXES = (".log",)
+DATASET_SUFFIXES = (".npz",)
 
 
 def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

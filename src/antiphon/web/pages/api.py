@@ -108,7 +108,7 @@ async def _json(request: Request) -> dict[str, Any]:
 routes = [
     Route("/healthz", healthz),
     Route("/api/logs", _listing(lambda ws: ws.logs, listing.LOG_SUFFIXES)),
-    Route("/api/datasets", _listing(lambda ws: ws.datasets, (".npz",))),
+    Route("/api/datasets", _listing(lambda ws: ws.datasets, listing.DATASET_SUFFIXES)),
     Route("/api/models", _listing(lambda ws: ws.models, models.SUFFIXES)),
     Route("/api/models", upload_model, methods=["POST"]),
     Route("/api/models/use", use_model, methods=["POST"]),

@@ -65,9 +65,9 @@ async def confirmed_delete(
     """Delete the files a form chose, once the user has confirmed them on a page listing
     them; ``check`` may refuse first. ``kind`` names the files and their page."""
     paths = await chosen_files(request, folder, suffixes)
-    if not paths:
-        return back(f"/{kind}s", error=f"There are no {kind}s to delete.")
     page = f"/{kind}s"
+    if not paths:
+        return back(page, error=f"There are no {kind}s to delete.")
     form = await request.form()
     if form.get("confirmed") != "1":
         return render(

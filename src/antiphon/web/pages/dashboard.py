@@ -21,7 +21,7 @@ def workspace_counts(web: WebState) -> dict[str, int]:
     ws = web.workspace
     return {
         "logs": len(listing.files_in(ws.logs, listing.LOG_SUFFIXES)),
-        "datasets": len(listing.files_in(ws.datasets, (".npz",))),
+        "datasets": len(listing.files_in(ws.datasets, listing.DATASET_SUFFIXES)),
         "models": len(listing.files_in(ws.models, SUFFIXES)),
     }
 

@@ -26,13 +26,12 @@ from antiphon.web.pages.common import (
 )
 from antiphon.web.security import Refused
 
-SUFFIXES = (".npz",)
 PLOT_POINTS = 3000
 MAX_GAP = 10.0  # seconds: longer pauses are drawn this long
 
 
 def dataset_infos(folder: Path) -> list[dict[str, Any]]:
-    return [_info(p, *listing.stat(p)) for p in listing.files_in(folder, SUFFIXES)]
+    return [_info(p, *listing.stat(p)) for p in listing.files_in(folder, listing.DATASET_SUFFIXES)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -161,7 +160,7 @@ async def upload(request: Request) -> Response:
     name, target, staging = await staged_upload(
         request,
         web.workspace.datasets,
-        SUFFIXES,
+        listing.DATASET_SUFFIXES,
         "dataset",
         "datasets are .npz files (antiphon's or IMPSY's)",
     )
@@ -190,7 +189,9 @@ async def download(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    return await confirmed_delete(request, state(request).workspace.datasets, "dataset", SUFFIXES)
+    return await confirmed_delete(
+        request, state(request).workspace.datasets, "dataset", listing.DATASET_SUFFIXES
+    )
 
 
 async def job_status(request: Request) -> Response:
