@@ -46,14 +46,6 @@ def browser():
 
 
 @pytest.fixture
-def instrument(tmp_path):
-    playing = Instrument(tmp_path / "ws")
-    playing.wait_ready()
-    yield playing
-    playing.stop()
-
-
-@pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()

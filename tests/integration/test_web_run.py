@@ -17,14 +17,6 @@ from pythonosc.udp_client import SimpleUDPClient
 websockets = pytest.importorskip("websockets")
 
 
-@pytest.fixture
-def instrument(tmp_path):
-    playing = Instrument(tmp_path / "ws")
-    playing.wait_ready()
-    yield playing
-    playing.stop()
-
-
 def test_status_and_commands_go_through_the_engine(instrument):
     status = instrument.http.get("/api/status").json()["engine"]
     assert status["mode"] == "polyphony" and status["model"]["name"] == "a.safetensors"

@@ -28,6 +28,13 @@ def write_log(folder, dimension, start, events=50):
     return writer.path
 
 
+def model_file(path, *, dimension=9, size="xxs", seed):
+    """An untrained model saved at ``path``."""
+    return files.save(
+        path, files.ModelFile(Weights.random(Architecture.from_size(dimension, size), seed))
+    )
+
+
 @pytest.fixture
 def workspace(tmp_path):
     init(tmp_path / "ws")
@@ -41,10 +48,7 @@ def workspace(tmp_path):
             {"training": {"best_val_nll_scaled": -1.5, "dataset": "mine"}},
         ),
     )
-    files.save(
-        ws.models / "four.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(4, "xs"), 0)),
-    )
+    model_file(ws.models / "four.safetensors", dimension=4, size="xs", seed=0)
     (ws.datasets / "training-dataset-9d.npz").write_bytes(b"not really a dataset")
     return ws
 
@@ -204,19 +208,13 @@ def upload(client, name, content):
 
 
 def test_model_upload_is_validated_before_it_is_kept(client, workspace, tmp_path):
-    good = files.save(
-        tmp_path / "new.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 1)),
-    )
+    good = model_file(tmp_path / "new.safetensors", seed=1)
     response = upload(client, "new.safetensors", good.read_bytes())
     assert response.status_code == 200 and "Uploaded new.safetensors" in response.text
     assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
     again = upload(client, "new.safetensors", good.read_bytes())
     assert again.status_code == 200 and "already here, exactly the same" in again.text
-    other = files.save(
-        tmp_path / "other.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 2)),
-    )
+    other = model_file(tmp_path / "other.safetensors", seed=2)
     different = upload(client, "new.safetensors", other.read_bytes())
     assert different.status_code == 409 and "never overwritten" in different.text
     assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
@@ -413,10 +411,7 @@ def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path)
     logs = client.get("/api/logs").json()
     assert {e["name"] for e in logs} == {p.name for p in workspace.logs.iterdir()}
     assert all(e["size"] > 0 and "mtime" in e for e in logs)
-    model = files.save(
-        tmp_path / "api.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 2)),
-    )
+    model = model_file(tmp_path / "api.safetensors", seed=2)
     created = client.post(
         "/api/models", headers=headers, files={"file": ("api.safetensors", model.read_bytes())}
     )
