@@ -118,3 +118,50 @@ def test_backoff_doubles_up_to_a_limit(attempts):
     backoff = Backoff()
     delays = [backoff.next() for _ in range(attempts + 1)]
     assert delays[-1] == min(30.0, 0.5 * 2**attempts)
+
+
+def test_the_loop_watches_descriptors_beyond_selects_limit_of_1024():
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open-file limit here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    pairs = [socket.socketpair() for _ in range(560)]  # 1,120 descriptors
+    try:
+        reader, writer = pairs[-1]
+        assert reader.fileno() >= 1024
+
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            received = loop.create_future()
+            loop.add_reader(reader.fileno(), lambda: received.set_result(reader.recv(8)))
+            writer.send(b"played")
+            return await asyncio.wait_for(received, 5)
+
+        assert run(scenario()) == b"played"
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_timeouts_shorter_than_a_millisecond_are_kept_not_rounded_to_zero():
+    import sys
+    import time
+
+    from antiphon.engine.schedule import PreciseEpollSelector
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("timerfd is Linux only")
+    selector = PreciseEpollSelector()
+    try:
+        for timeout in (0.0002, 0.0015):
+            start = time.monotonic()
+            assert selector.select(timeout) == []
+            assert time.monotonic() - start >= timeout  # it waited, and woke by itself
+        assert selector.select(0) == []  # a zero timeout polls and returns at once
+    finally:
+        selector.close()

@@ -9,11 +9,13 @@ polls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
-import ctypes.util
+import functools
 import heapq
 import itertools
 import os
+import select
 import selectors
 import sys
 from collections.abc import Callable
@@ -26,13 +28,114 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     """An asyncio loop whose timers are accurate to tens of microseconds.
 
     asyncio's default selector on Linux (epoll) rounds every timeout up to a whole
-    millisecond, which makes events late by up to 1 ms; ``select()`` takes its timeout
-    in microseconds and costs nothing more for the handful of sockets an instrument
-    has. The kernel's default 50 µs timer slack is also lowered for this process.
+    millisecond, which makes events late by up to 1 ms. ``select()`` takes microseconds
+    but cannot watch a file descriptor numbered 1024 or more: about a thousand open
+    connections (a browser left open, or anyone on the network) made the loop raise
+    ``ValueError`` and stop. So the loop waits in epoll, which has no such limit, and
+    its timeouts are kept by a ``timerfd`` armed to the nanosecond, which epoll watches
+    like any other descriptor. Where there is no timerfd (not Linux) the platform's
+    default selector is used. The kernel's default 50 µs timer slack is also lowered
+    for this process.
     """
-    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        selector: selectors.BaseSelector = PreciseEpollSelector()
+    except OSError:
+        selector = selectors.DefaultSelector()
+    loop = asyncio.SelectorEventLoop(selector)
     _lower_timer_slack()
     return loop
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class _TimerFd:
+    """A one-shot Linux timerfd on the monotonic clock (Python 3.11 has no binding)."""
+
+    CLOCK_MONOTONIC = 1
+    TFD_NONBLOCK = os.O_NONBLOCK
+    TFD_CLOEXEC = os.O_CLOEXEC
+
+    def __init__(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise OSError("timerfd is Linux only")
+        libc = _libc()
+        try:
+            self._settime, create = libc.timerfd_settime, libc.timerfd_create
+        except AttributeError:  # a C library without timerfd
+            raise OSError("no timerfd in this C library") from None
+        self._settime.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(_Itimerspec),
+            ctypes.c_void_p,
+        ]
+        fd = create(self.CLOCK_MONOTONIC, self.TFD_NONBLOCK | self.TFD_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.fd = fd
+        self._spec = _Itimerspec()
+        self._spec_ref = ctypes.byref(self._spec)
+
+    def arm(self, seconds: float) -> None:
+        """Fire once, ``seconds`` from now (at least 1 ns: 0 would disarm it)."""
+        nanoseconds = max(1, int(seconds * 1e9))
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = divmod(nanoseconds, 1_000_000_000)
+        if self._settime(self.fd, 0, self._spec_ref, None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 8)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class PreciseEpollSelector(selectors.EpollSelector):
+    """epoll for any number of descriptors, with timeouts kept by a timerfd."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timer = _TimerFd()
+        try:
+            self._selector.register(self._timer.fd, select.EPOLLIN)
+        except BaseException:
+            self._timer.close()
+            raise
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0:
+            self._timer.arm(timeout)
+            wait = -1.0  # until a descriptor is ready or the timer fires
+        else:
+            wait = -1.0 if timeout is None else 0.0
+        try:
+            fired = self._selector.poll(wait, len(self._fd_to_key) + 1)
+        except InterruptedError:
+            return []
+        ready = []
+        for fd, event in fired:
+            key = self._fd_to_key.get(fd)
+            if key is None:
+                if fd == self._timer.fd:
+                    self._timer.clear()
+                continue
+            events = (selectors.EVENT_WRITE if event & ~select.EPOLLIN else 0) | (
+                selectors.EVENT_READ if event & ~select.EPOLLOUT else 0
+            )
+            ready.append((key, events & key.events))
+        return ready
+
+    def close(self) -> None:
+        super().close()
+        self._timer.close()
 
 
 def request_realtime(priority: int = 10) -> bool:
@@ -56,11 +159,18 @@ def request_realtime(priority: int = 10) -> bool:
     return True
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library this process already runs on (no search: ``find_library`` spawns
+    ``ldconfig``, which costs milliseconds at start)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _lower_timer_slack() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = _libc()
         pr_set_timerslack = 29
         libc.prctl(pr_set_timerslack, 1000, 0, 0, 0)  # nanoseconds
     except (OSError, AttributeError):  # not glibc/musl: keep the default slack
