@@ -28,7 +28,56 @@ from antiphon.errors import AntiphonError
 
 Mode = Literal["callresponse", "polyphony", "battle", "useronly"]
 MODES: tuple[str, ...] = get_args(Mode)
-SIZES = ("xxs", "xs", "s", "m", "l", "xl")
+Size = Literal["xxs", "xs", "s", "m", "l", "xl"]
+SIZES: tuple[str, ...] = get_args(Size)
+
+DEFAULT_SIGMATEMP = 0.2
+"""What a model plays at unless told otherwise. At IMPSY's 0.01 every model we have
+stays near its most likely path and leaves most controls still; at 0.1-0.3 it sweeps
+every control while keeping its phrasing."""
+
+MAX_DIMENSION = 129
+"""Controls + 1 at most: one per MIDI controller number, plus dt. A model's buffers
+grow with the dimension; 100,000,000 (which nothing stopped) once took 7.9 GB."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric setting may take.
+
+    config.toml, the ``/impsy/...`` commands (OSC, command port, JSON API, web UI) and
+    the command line all check against the same Bounds, read from the schema below,
+    so no way in can set what another refuses.
+    """
+
+    low: float
+    high: float
+    low_open: bool = False  # the low end itself is not allowed
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is not allowed, or None."""
+        if not math.isfinite(value):
+            return "use a finite number"
+        if value > self.high or value < self.low or (self.low_open and value == self.low):
+            return f"use a number {self.describe()}"
+        return None
+
+    def describe(self) -> str:
+        if self.low_open:
+            return f"greater than {self.low:g} and at most {self.high:g}"
+        return f"from {self.low:g} to {self.high:g}"
+
+
+PORT = Bounds(1, 65535)
+BAUD = Bounds(1, 4_000_000)
+
+
+def bounds(section: type, name: str) -> Bounds:
+    """The Bounds of a numeric setting, e.g. ``bounds(ModelConfig, "timescale")``."""
+    found = next((f for f in dataclasses.fields(section) if f.name == name), None)
+    if found is None or "bounds" not in found.metadata:
+        raise KeyError(f"{section.__name__}.{name} is not a bounded setting")
+    return found.metadata["bounds"]
 
 
 class ConfigError(AntiphonError):
@@ -94,26 +143,27 @@ class MidiMapping:
 @dataclass
 class InteractionConfig:
     mode: Mode = "callresponse"
-    threshold: float = field(default=0.1, metadata={"min": 0.0})
+    threshold: float = field(default=0.1, metadata={"bounds": Bounds(0.0, 60.0)})
     input_thru: bool = False
 
 
 @dataclass
 class ModelConfig:
-    dimension: int = field(default=9, metadata={"min": 2})
+    dimension: int = field(default=9, metadata={"bounds": Bounds(2, MAX_DIMENSION)})
     file: str | None = None
-    size: Literal["xxs", "xs", "s", "m", "l", "xl"] = "s"
-    sigmatemp: float = field(default=0.01, metadata={"min": 0.0})
-    pitemp: float = field(default=1.0, metadata={"min": 0.0, "exclusive": True})
-    timescale: float = field(default=1.0, metadata={"min": 0.0, "exclusive": True})
+    size: Size = "s"
+    sigmatemp: float = field(default=DEFAULT_SIGMATEMP, metadata={"bounds": Bounds(0.0, 100.0)})
+    pitemp: float = field(default=1.0, metadata={"bounds": Bounds(0.0, 100.0, low_open=True)})
+    # Any timescale is safe to play: the engine keeps a floor between the model's events.
+    timescale: float = field(default=1.0, metadata={"bounds": Bounds(0.0, 100.0, low_open=True)})
 
 
 @dataclass
 class OSCConfig:
     server_ip: str = "0.0.0.0"
-    server_port: int = field(default=6000, metadata={"port": True})
+    server_port: int = field(default=6000, metadata={"bounds": PORT})
     client_ip: str = "127.0.0.1"
-    client_port: int = field(default=6001, metadata={"port": True})
+    client_port: int = field(default=6001, metadata={"bounds": PORT})
 
 
 @dataclass
@@ -123,14 +173,14 @@ class MIDIConfig:
     input: dict[str, list[MidiMapping]] = field(default_factory=dict)
     output: dict[str, list[MidiMapping]] = field(default_factory=dict)
     feedback_protection: bool = False
-    feedback_threshold: float = field(default=0.02, metadata={"min": 0.0})
+    feedback_threshold: float = field(default=0.02, metadata={"bounds": Bounds(0.0, 10.0)})
     thru_matrix: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
 class WebSocketConfig:
     server_ip: str = "0.0.0.0"
-    server_port: int = field(default=5001, metadata={"port": True})
+    server_port: int = field(default=5001, metadata={"bounds": PORT})
     input: list[MidiMapping] | None = None
     output: list[MidiMapping] | None = None
 
@@ -138,13 +188,13 @@ class WebSocketConfig:
 @dataclass
 class SerialConfig:
     port: str = "/dev/ttyACM0"
-    baudrate: int = field(default=115200, metadata={"min": 1})
+    baudrate: int = field(default=115200, metadata={"bounds": BAUD})
 
 
 @dataclass
 class SerialMIDIConfig:
     port: str = "/dev/ttyAMA0"
-    baudrate: int = field(default=31250, metadata={"min": 1})
+    baudrate: int = field(default=31250, metadata={"bounds": BAUD})
     input: list[MidiMapping] | None = None
     output: list[MidiMapping] | None = None
 
@@ -152,10 +202,10 @@ class SerialMIDIConfig:
 @dataclass
 class WebUIConfig:
     host: str = "127.0.0.1"
-    port: int = field(default=4000, metadata={"port": True})
+    port: int = field(default=4000, metadata={"bounds": PORT})
     password: str | None = None
-    monitor_port: int = field(default=4001, metadata={"port": True})
-    command_port: int = field(default=4002, metadata={"port": True})
+    monitor_port: int = field(default=4001, metadata={"bounds": PORT})
+    command_port: int = field(default=4002, metadata={"bounds": PORT})
 
 
 @dataclass
@@ -400,12 +450,7 @@ def _convert(
 
 
 def _check_range(value: float, f: dataclasses.Field, fail: Any) -> None:
-    if f.metadata.get("port") and not 1 <= value <= 65535:
-        fail("use a port number from 1 to 65535")
-    low = f.metadata.get("min")
-    if low is None:
-        return
-    if f.metadata.get("exclusive") and value <= low:
-        fail(f"use a number greater than {low}")
-    if value < low:
-        fail(f"use a number of at least {low}")
+    allowed = f.metadata.get("bounds")
+    problem = allowed.problem(value) if allowed else None
+    if problem:
+        fail(problem)

@@ -43,7 +43,7 @@ def test_ranged_mapping_and_unknown_keys(impsy_dir):
 def test_defaults_fill_every_missing_key():
     loaded = config.parse("")
     assert loaded.interaction.mode == "callresponse" and loaded.interaction.threshold == 0.1
-    assert loaded.model.dimension == 9 and loaded.model.sigmatemp == 0.01
+    assert loaded.model.dimension == 9 and loaded.model.sigmatemp == config.DEFAULT_SIGMATEMP
     assert loaded.osc is None and loaded.midi is None  # absent sections are switched off
     partial = config.parse("[osc]\nserver_port = 7000\n")
     assert partial.osc.server_port == 7000 and partial.osc.client_port == 6001
@@ -59,7 +59,12 @@ def test_the_init_template_is_valid_and_complete():
     ("text", "expected"),
     [
         ('[interaction]\nmode = "solo"', ["interaction.mode", "'solo'", "callresponse"]),
-        ("[model]\ndimension = 1", ["model.dimension", "at least 2"]),
+        ("[model]\ndimension = 1", ["model.dimension", "from 2 to 129"]),
+        ("[model]\ndimension = 100000000", ["model.dimension", "from 2 to 129"]),
+        ("[model]\ntimescale = 0", ["model.timescale", "greater than 0"]),
+        ("[model]\ntimescale = 1e9", ["model.timescale", "at most 100"]),
+        ("[interaction]\nthreshold = 1e9", ["interaction.threshold", "from 0 to 60"]),
+        ("[model]\npitemp = nan", ["model.pitemp", "finite"]),
         ("[model]\nsigmatemp = -1", ["model.sigmatemp"]),
         ('[model]\npitemp = "hot"', ["model.pitemp", "number"]),
         ("[osc]\nclient_port = 99999", ["osc.client_port", "65535"]),
