@@ -11,3 +11,13 @@ def needs_extra(what: str, extra: str) -> str:
         f"{what} (the '{extra}' extra): in the antiphon folder run "
         f"`.venv/bin/pip install -e '.[{extra}]' -c constraints.txt`"
     )
+
+
+def shown(value: object, most: int = 40) -> str:
+    """``value`` as a message may quote it: its repr, cut to ``most`` characters.
+
+    What a stranger sends (an address, a word, a file name) is quoted this way so that
+    a message, a log line or a dashboard never grows with it.
+    """
+    text = repr(value)
+    return text if len(text) <= most else text[: most - 1] + "…"

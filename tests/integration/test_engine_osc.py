@@ -13,6 +13,7 @@ from peers import OSCPeer, Ports, model_file, play, running, until, write_config
 from antiphon.config import ConfigError
 from antiphon.data.logs import read_log
 from antiphon.engine import engine as engine_module
+from antiphon.engine.commands import CommandError
 from antiphon.engine.setup import Overrides
 from antiphon.errors import AntiphonError
 
@@ -156,7 +157,7 @@ def test_commands_pause_reset_temperatures_and_timescale(tmp_path):
             assert status["sigmatemp"] == 0.5 and status["pitemp"] == 2.0
             # the same handler answers the web UI
             assert engine.command("/impsy/mode", "polyphony") == "mode polyphony"
-            with pytest.raises(engine_module.CommandError, match="unknown mode 'solo'"):
+            with pytest.raises(CommandError, match="takes one of callresponse.*got .solo."):
                 engine.command("/impsy/mode", "solo")
             # bad commands on the wire are reported, never fatal
             performer.send(ports.server, "/impsy/timescale", "fast")

@@ -165,3 +165,39 @@ def test_timeouts_shorter_than_a_millisecond_are_kept_not_rounded_to_zero():
         assert selector.select(0) == []  # a zero timeout polls and returns at once
     finally:
         selector.close()
+
+
+def test_items_always_due_still_let_the_loop_serve_everything_else():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        played = 0
+
+        def play(deadline, item):  # every item schedules another, due at once
+            nonlocal played
+            played += 1
+            schedule.push(deadline, item)
+
+        schedule = Schedule(loop, play)
+        schedule.push(loop.time(), "again")
+        await asyncio.sleep(0)  # the loop's other work still gets its turn
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.write(b"ping\n")
+        answer = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        schedule.clear()
+        return answer, played
+
+    async def echo(reader, writer):
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    async def with_server():
+        nonlocal server
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        async with server:
+            return await scenario()
+
+    server = None
+    answer, played = run(with_server())
+    assert answer == b"ping\n" and played > Schedule.BURST

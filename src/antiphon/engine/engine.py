@@ -19,7 +19,8 @@ Modes (IMPSY's):
 A continuing performance (call-and-response answers, battle) keeps exactly one
 event in the schedule: as soon as it has been played the next one is predicted and
 scheduled at ``previous deadline + dt * timescale``, so inference happens during the
-wait and never stretches an interval.
+wait and never stretches an interval. That interval is never shorter than
+``MIN_INTERVAL``, whatever the model predicts and whatever the timescale.
 """
 
 from __future__ import annotations
@@ -28,23 +29,30 @@ import asyncio
 import contextlib
 import gc
 import logging
-import math
 import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from antiphon.config import MODES, Config, WebUIConfig
+from antiphon.config import Config
+from antiphon.engine import commands, inputs
+from antiphon.engine.channels import ChannelSet
+from antiphon.engine.commands import CommandError
 from antiphon.engine.events import EngineEvent, EventHub, Subscription, Warnings
 from antiphon.engine.schedule import Schedule
-from antiphon.engine.setup import Setup, build_channel, prepare
+from antiphon.engine.setup import (
+    CHANNEL_NAMES,
+    Setup,
+    build_channel,
+    build_channels,
+    channel_settings,
+    prepare,
+)
+from antiphon.engine.status import Activity, describe_setup
 from antiphon.errors import AntiphonError
 from antiphon.io.channel import Channel
 
 log = logging.getLogger("antiphon")
-
-CHANNEL_SECTIONS = ("osc", "midi", "websocket", "serial", "serialmidi")
 
 MAX_INPUT_DT = 5.0
 """Longest dt given to the model for a performer event, in seconds.
@@ -55,16 +63,22 @@ on and would saturate the LSTM gates, so the next answers would be nonsense for 
 events. Five seconds already means "a new phrase" to every model we have seen.
 """
 
+MIN_INTERVAL = 0.001
+"""Shortest time between two events of the model's own performance, in seconds.
+
+A model may predict dt = 0 (simultaneous controller moves are common in training
+data) and a tiny timescale shrinks every dt: without a floor, each event would be due
+as soon as the previous one was played and the loop would never get back to its
+sockets (``timescale = 0.001`` once locked up the instrument for good). A millisecond
+is below what a listener can tell apart and caps the model at 1,000 events a second.
+"""
+
 MAX_LATE = 0.25
 """If the loop was stalled (a suspended laptop, a debugger) by more than this, the
 continuing performance restarts from now rather than catching up in a burst."""
 
 MAX_PENDING = 256
 """Scheduled predictions at most (polyphony under a flood of input)."""
-
-
-class CommandError(AntiphonError):
-    """A command that cannot be carried out; the message says why."""
 
 
 class Planned:
@@ -78,109 +92,46 @@ class Planned:
         self.chain = chain  # continues the model's own performance once played
 
 
-class Rate:
-    """Events per second over the last few seconds (bounded memory)."""
-
-    def __init__(self, window: float = 5.0, most: int = 20_000) -> None:
-        self.window = window
-        self._times: deque[float] = deque(maxlen=most)
-
-    def add(self, t: float) -> None:
-        self._times.append(t)
-
-    def per_second(self, now: float) -> float:
-        times = self._times
-        while times and times[0] < now - self.window:
-            times.popleft()
-        if not times:
-            return 0.0
-        span = max(now - times[0], 1.0) if len(times) == times.maxlen else self.window
-        return len(times) / span
-
-
 class Engine:
     """Runs one performance; see the module docstring. Everything is on one loop.
 
     The web UI (and anything else) uses only: ``status()``, ``subscribe()``,
-    ``command(address, *args)`` and ``await reload()``.
+    ``command(address, *args)``, ``await reload()`` and ``now()``.
     """
 
     def __init__(self, setup: Setup, *, channels: dict[str, Channel] | None = None) -> None:
-        self._setup = setup
-        self.channels: dict[str, Channel] = (
-            dict(channels)
-            if channels is not None
-            else {
-                name: build_channel(name, setup.config)
-                for name in CHANNEL_SECTIONS
-                if getattr(setup.config, name) is not None
-            }
-        )
         self.hub = EventHub()
         self.warnings = Warnings(self._publish_warning)
+        self.channels = ChannelSet(
+            build_channels(setup.config) if channels is None else channels, self.warn
+        )
+        self.activity = Activity(setup.config.model.dimension - 1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._schedule: Schedule[Planned] | None = None
         self._chain: Planned | None = None
-        self._log = None
-        self._monitor = None
-        self._command_server: asyncio.DatagramTransport | None = None
+        self._log: Any = None  # a Recorder while logging
         self._reloading: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._started_at = 0.0
-        self._rate_in, self._rate_out = Rate(), Rate()
-        self.inputs = self.outputs = 0
-        self.last_input: list[float] = []
-        self.last_output: list[float] = []
-        self._last_input_source: str | None = None
-        self._last_input_time: float | None = None
-        self._last_output_time: float | None = None
-        self.lateness: deque[float] = deque(maxlen=1000)  # played - deadline of recent events
         self._apply_settings(setup)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the log, every channel, the command port and the monitor; start playing."""
+        """Open the log and every channel; start playing."""
         self._loop = asyncio.get_running_loop()
         self._schedule = Schedule(self._loop, self._play, MAX_PENDING)
         self._started_at = self._loop.time()
         for i, warning in enumerate(self._setup.warnings):
-            self.warn(f"setup {i}", warning)
+            self.warn(f"setup {i}", warning)  # each is said: they are few and all matter
         self._open_log()
-        opened: list[Channel] = []
         try:
-            for channel in self.channels.values():
-                await channel.open(self)
-                opened.append(channel)
+            await self.channels.open(self)
         except BaseException:
-            for channel in opened:
-                await channel.close()
             self._close_log()
             raise
-        await self._open_local_ports(self.config.webui)
         gc.collect()
         gc.freeze()  # what exists now lives for the whole run: keep it out of GC passes
         self._enter_mode()
-
-    async def _open_local_ports(self, webui: WebUIConfig) -> None:
-        """The localhost command port and the monitor stream ([webui])."""
-        from antiphon.io import osc
-
-        self._close_local_ports()
-        try:
-            self._command_server = await osc.listen(
-                self, "127.0.0.1", webui.command_port, "command port", accept_interface=False
-            )
-        except AntiphonError as exc:
-            self.warn("command-port", f"commands from the web UI will not work: {exc}")
-        self._monitor = await osc.Monitor.open(webui.monitor_port)
-
-    def _close_local_ports(self) -> None:
-        if self._command_server is not None:
-            self._command_server.close()
-            self._command_server = None
-        if self._monitor is not None:
-            self._monitor.close()
-            self._monitor = None
 
     async def stop(self) -> None:
         """Stop playing, end every sounding note, flush the log, close every port."""
@@ -188,12 +139,7 @@ class Engine:
             self._schedule.clear()
         self._chain = None
         self._publish(EngineEvent("stop", self._now()))
-        for channel in self.channels.values():
-            try:
-                await channel.close()
-            except Exception as exc:  # one channel failing to close must not leave others open
-                log.warning("closing %s: %s", channel.name, exc)
-        self._close_local_ports()
+        await self.channels.close()
         if self._reloading is not None:
             self._reloading.cancel()
         if self._log is not None:
@@ -215,6 +161,23 @@ class Engine:
     def model(self) -> Any:
         return self._setup.predictor
 
+    @property
+    def problem(self) -> str | None:
+        """Why nothing plays, when the config or model could not be played."""
+        return self._setup.problem
+
+    @property
+    def inputs(self) -> int:
+        return self.activity.inputs
+
+    @property
+    def outputs(self) -> int:
+        return self.activity.outputs
+
+    @property
+    def last_input(self) -> list[float]:
+        return self.activity.last_input
+
     def subscribe(self, maxsize: int = 256) -> Subscription:
         """A live stream of EngineEvents (inputs, outputs, mode changes, warnings, ...).
 
@@ -226,70 +189,24 @@ class Engine:
     def status(self) -> dict[str, Any]:
         """A JSON-ready snapshot for a dashboard."""
         now = self._now()
-        setup = self._setup
-        lateness = sorted(self.lateness)
         return {
+            **describe_setup(self._setup),
             "mode": self.mode,
             "paused": self.paused,
-            "model": {
-                "name": setup.model_name,
-                "path": str(setup.model_path) if setup.model_path else None,
-                "description": setup.predictor.architecture.describe()
-                if setup.predictor
-                else "no model",
-            },
-            "dimension": self.dimension,
-            "config": str(self.config.path) if self.config.path else None,
             "threshold": self.threshold,
             "input_thru": self.input_thru,
-            "sigmatemp": setup.predictor.sigmatemp if setup.predictor else None,
-            "pitemp": setup.predictor.pitemp if setup.predictor else None,
             "timescale": self.timescale,
             "uptime": now - self._started_at if self._loop else 0.0,
-            "inputs": self.inputs,
-            "outputs": self.outputs,
-            "inputs_per_second": self._rate_in.per_second(now),
-            "outputs_per_second": self._rate_out.per_second(now),
-            "last_input": {
-                "source": self._last_input_source,
-                "values": self.last_input,
-                "ago": now - self._last_input_time,
-            }
-            if self._last_input_time is not None
-            else None,
-            "last_output": {"values": self.last_output, "ago": now - self._last_output_time}
-            if self._last_output_time is not None
-            else None,
+            **self.activity.as_dict(now),
             "labels": self.labels(),
-            "channels": [
-                {
-                    "name": c.name,
-                    "state": c.state,
-                    "input_labels": c.input_labels,
-                    "output_labels": c.output_labels,
-                }
-                for c in self.channels.values()
-            ],
+            "channels": self.channels.describe(),
             "log": str(self._log.path) if self._log else None,
-            "warnings": [{"time": t, "message": m} for t, m in self.warnings.recent],
-            "warning_counts": dict(self.warnings.counts),
-            "late_ms": {
-                "p50": 1e3 * lateness[len(lateness) // 2],
-                "p99": 1e3 * lateness[int(len(lateness) * 0.99)],
-            }
-            if lateness
-            else None,
+            **self.warnings.as_dict(),
         }
 
     def labels(self) -> list[str]:
         """A name for each control, from the first channel that maps them."""
-        for channel in self.channels.values():
-            if channel.input_labels:
-                return list(channel.input_labels)
-        for channel in self.channels.values():
-            if channel.output_labels:
-                return list(channel.output_labels)
-        return [f"x{i + 1}" for i in range(self.dimension - 1)]
+        return self.channels.labels(self.dimension - 1)
 
     def command(self, address: str, *args: Any) -> str:
         """Carry out an ``/impsy/...`` command; returns what was done.
@@ -297,23 +214,9 @@ class Engine:
         The one way every command happens, whether it came over OSC, the command
         port or the web UI. Raises CommandError saying what is wrong.
         """
-        name = address.removeprefix("/impsy/")
-        if name == "mode":
-            return self.set_mode(_one(address, args, str))
-        if name == "pause":
-            return self.pause(bool(_one(address, args, float)))
-        if name == "reset":
-            return self.reset()
-        if name in ("sigmatemp", "pitemp", "timescale"):
-            return self.set(name, _one(address, args, float))
-        if name == "reload":
-            if self._reloading is None or self._reloading.done():
-                self._reloading = asyncio.get_running_loop().create_task(self._reload_quietly())
-            return "reloading config and model"
-        raise CommandError(
-            f"unknown command {address!r}; use /impsy/mode, /impsy/pause, /impsy/reset, "
-            "/impsy/sigmatemp, /impsy/pitemp, /impsy/timescale or /impsy/reload"
-        )
+        command, value = commands.parse(address, args)
+        handler = getattr(self, command.handler)
+        return handler() if command.argument is None else handler(value)
 
     async def reload(self, model: str | Path | None = None) -> None:
         """Re-read config.toml and the model without restarting the process.
@@ -342,10 +245,8 @@ class Engine:
         )
         log.info("reloaded %s (model %s)", new.config_path or "defaults", new.model_name)
 
-    # -- commands -------------------------------------------------------------------------
+    # -- commands (see commands.COMMANDS) ------------------------------------------------------
     def set_mode(self, mode: str) -> str:
-        if mode not in MODES:
-            raise CommandError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         if mode != "useronly" and self.model is None:
             raise CommandError(
                 f"mode {mode} needs a model and none is loaded ({self._setup.model_name}); "
@@ -357,14 +258,13 @@ class Engine:
         return f"mode {mode}"
 
     def pause(self, paused: bool) -> str:
-        if paused == self.paused:
-            return "paused" if paused else "playing"
-        self.paused = paused
-        if paused:
-            self._silence()
-        else:
-            self._enter_mode(resume=True)
-        self._publish(EngineEvent("pause", self._now(), detail={"paused": paused}))
+        if paused != self.paused:
+            self.paused = paused
+            if paused:
+                self._silence()
+            else:
+                self._enter_mode(resume=True)
+            self._publish(EngineEvent("pause", self._now(), detail={"paused": paused}))
         return "paused" if paused else "playing"
 
     def reset(self) -> str:
@@ -373,15 +273,28 @@ class Engine:
         self._publish(EngineEvent("reset", self._now()))
         return "model state reset"
 
-    def set(self, name: str, value: float) -> str:
-        if not math.isfinite(value) or value < 0 or (value == 0 and name != "sigmatemp"):
-            raise CommandError(f"{name} = {value} is not allowed; use a positive number")
-        if name == "timescale":
-            self.timescale = value
-        elif self.model is None:
+    def set_sigmatemp(self, value: float) -> str:
+        return self._set_model("sigmatemp", value)
+
+    def set_pitemp(self, value: float) -> str:
+        return self._set_model("pitemp", value)
+
+    def set_timescale(self, value: float) -> str:
+        self.timescale = value
+        return self._changed("timescale", value)
+
+    def request_reload(self) -> str:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.get_running_loop().create_task(self._reload_quietly())
+        return "reloading config and model"
+
+    def _set_model(self, name: str, value: float) -> str:
+        if self.model is None:
             raise CommandError(f"{name} needs a model and none is loaded")
-        else:
-            setattr(self.model, name, value)
+        setattr(self.model, name, value)
+        return self._changed(name, value)
+
+    def _changed(self, name: str, value: float) -> str:
         self._publish(EngineEvent("setting", self._now(), detail={name: value}))
         return f"{name} {value:g}"
 
@@ -399,17 +312,15 @@ class Engine:
         MIDI-like channels move one control at a time; the model wants every control
         at every event, so untouched controls keep their last value (from any channel).
         """
-        vector = list(self.last_input)
-        for index, value in updates:
-            if 0 <= index < len(vector):
-                vector[index] = 0.0 if value < 0.0 else 1.0 if value > 1.0 else value
+        vector = inputs.merged(self.activity.last_input, updates)
         self._performer(source, vector, detail)
 
     def on_command(self, address: str, args: Sequence[Any], source: str) -> None:
         try:
             self.command(address, *args)  # what it did is in the event stream
-        except CommandError as exc:
-            self.warn(f"command {address}", f"{source}: {exc}")
+        except CommandError as exc:  # one warning kind per known command: a fixed set
+            kind = address if address in commands.COMMANDS else "unknown command"
+            self.warn(kind, f"{source}: {exc}")
 
     def warn(self, kind: str, message: str) -> None:
         self.warnings.report(kind, message)
@@ -417,50 +328,22 @@ class Engine:
     # -- the hot path -----------------------------------------------------------------------
     def _checked(self, source: str, values: Sequence[Any]) -> list[float] | None:
         """The values as floats in [0, 1], or None (dropped, counted, reported)."""
-        expected = self.dimension - 1
-        if len(values) != expected:
-            self.warn(
-                f"length {source}",
-                f"{source}: dropped an input of {len(values)} values; the model plays "
-                f"{expected} controls (dimension {self.dimension})",
-            )
-            return None
-        vector = []
-        clamped = False
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                self.warn(
-                    f"type {source}",
-                    f"{source}: dropped an input with a non-numeric value {value!r}",
-                )
-                return None
-            if not math.isfinite(value):
-                self.warn(f"nan {source}", f"{source}: dropped an input containing {value}")
-                return None
-            if value < 0.0 or value > 1.0:
-                clamped = True
-                value = 0.0 if value < 0.0 else 1.0
-            vector.append(float(value))
-        if clamped:
-            self.warn(f"range {source}", f"{source}: clamped values outside 0-1 in {list(values)}")
+        vector, problem = inputs.checked(values, self.dimension - 1)
+        if problem is not None:
+            kind, message = problem
+            self.warn(f"{kind} {source}", f"{source}: {message}")
         return vector
 
     def _performer(self, source: str, vector: list[float], detail: str | None) -> None:
         now = self._now()
-        previous = self._last_input_time
+        previous = self.activity.last_input_time
         dt = 0.0 if previous is None else min(now - previous, MAX_INPUT_DT)
-        self._last_input_time = now
-        self._last_input_source = source
-        self.last_input = vector
-        self.inputs += 1
-        self._rate_in.add(now)
+        self.activity.heard(source, vector, now)
         if self.input_thru:
-            for channel in self.channels.values():
-                self._send(channel, vector)
+            self.channels.thru(vector)
         if self._log is not None and self.config.log_input:
             self._log.write("interface", vector)
-        if self._monitor is not None:
-            self._monitor.input(vector)
+        self.channels.heard(vector)
         if self.hub.active:
             self.hub.publish(
                 EngineEvent(
@@ -503,18 +386,11 @@ class Engine:
             )
             deadline = now
         values = planned.values
-        for channel in self.channels.values():
-            self._send(channel, values)
+        self.channels.send(values)
         played = self._now()
-        self.lateness.append(played - deadline)
-        self.outputs += 1
-        self._rate_out.add(played)
-        self.last_output = values
-        self._last_output_time = played
+        self.activity.played(values, deadline, played)
         if self._log is not None and self.config.log_predictions:
             self._log.write("rnn", values)
-        if self._monitor is not None:
-            self._monitor.output(values)
         if self.hub.active:
             self.hub.publish(
                 EngineEvent(
@@ -532,13 +408,8 @@ class Engine:
         assert self._schedule is not None
         prediction = self.model.generate(event)
         self._chain = Planned(prediction, chain=True)
-        self._schedule.push(deadline + prediction[0] * self.timescale, self._chain)
-
-    def _send(self, channel: Channel, values: Sequence[float]) -> None:
-        try:
-            channel.send(values)
-        except Exception as exc:  # a failing device must not stop the other channels
-            self.warn(f"send {channel.name}", f"{channel.name}: could not send ({exc})")
+        interval = max(prediction[0] * self.timescale, MIN_INTERVAL)
+        self._schedule.push(deadline + interval, self._chain)
 
     # -- mode changes -----------------------------------------------------------------------
     def _silence(self) -> None:
@@ -557,11 +428,11 @@ class Engine:
             return
         now = self._now()
         if self.mode == "battle":
-            seed = self.last_output or self.last_input
+            seed = self.activity.last_output or self.activity.last_input
             self._continue(now, [0.0, *seed])
         elif self.mode == "callresponse" and pending is not None:
             self._chain = pending
-            since = now - (self._last_input_time or now)
+            since = now - (self.activity.last_input_time or now)
             self._schedule.push(now + max(0.0, self.threshold - since), pending)
 
     # -- setup ------------------------------------------------------------------------------
@@ -573,46 +444,23 @@ class Engine:
         self.input_thru = config.interaction.input_thru
         self.timescale = config.model.timescale
         self.paused = False
-        if len(self.last_input) != config.model.dimension - 1:
-            self.last_input = [0.5] * (config.model.dimension - 1)
-            self.last_output = []
+        self.activity.resize(config.model.dimension - 1)
 
     async def _apply(self, new: Setup) -> None:
-        """Switch to a checked setup: channels whose section changed are reopened."""
+        """Switch to a checked setup: channels whose settings changed are reopened."""
         old = self._setup
-        dimension_changed = new.config.model.dimension != old.config.model.dimension
-        for name in CHANNEL_SECTIONS:
-            before, after = getattr(old.config, name), getattr(new.config, name)
-            if before == after and not dimension_changed:
-                continue
-            channel = self.channels.pop(name, None)
-            if channel is not None:
-                await channel.close()
-            if after is None:
-                continue
-            try:
-                channel = build_channel(name, new.config)
-                await channel.open(self)
-            except AntiphonError as exc:
-                if before is None or dimension_changed:
-                    self.warn(f"reload {name}", f"reload: [{name}] could not be opened: {exc}")
-                    continue
-                self.warn(
-                    f"reload {name}",
-                    f"reload: the new [{name}] could not be opened ({exc}); keeping the "
-                    f"previous [{name}]",
-                )
-                channel = build_channel(name, old.config)
-                await channel.open(self)
-            self.channels[name] = channel
-        if new.config.webui != old.config.webui:
-            await self._open_local_ports(new.config.webui)
+        await self.channels.reopen(
+            old.config, new.config, self, build_channel, channel_settings, CHANNEL_NAMES
+        )
         self._silence()
         self._chain = None
         self._apply_settings(new)
-        if dimension_changed or new.log_dir != old.log_dir:
-            closing = self._log
-            self._log = None
+        if (
+            new.config.model.dimension != old.config.model.dimension
+            or new.log_dir != old.log_dir
+            or self._log is None
+        ):
+            closing, self._log = self._log, None
             if closing is not None:
                 closing.flush()
                 await asyncio.get_running_loop().run_in_executor(None, closing.close)
@@ -650,16 +498,3 @@ class Engine:
 
     def _publish_warning(self, message: str) -> None:
         self.hub.publish(EngineEvent("warning", self._now(), detail={"message": message}))
-
-
-def _one(address: str, args: Sequence[Any], kind: type) -> Any:
-    if len(args) != 1:
-        raise CommandError(f"{address} takes one argument, got {len(args)}")
-    value = args[0]
-    if kind is str:
-        if not isinstance(value, str):
-            raise CommandError(f"{address} takes a word, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CommandError(f"{address} takes a number, got {value!r}")
-    return float(value)

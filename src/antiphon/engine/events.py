@@ -169,6 +169,13 @@ class Warnings:
         with contextlib.suppress(RuntimeError):  # no loop: nothing to summarise later
             asyncio.get_running_loop().call_later(self.interval, self._summarise, kind)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The recent warnings and the count of each kind, JSON-ready."""
+        return {
+            "warnings": [{"time": t, "message": m} for t, m in self.recent],
+            "warning_counts": dict(self.counts),
+        }
+
     def _summarise(self, kind: str) -> None:
         count = self._suppressed.pop(kind, 0)
         if count:

@@ -126,9 +126,7 @@ def describe(engine: Engine, event: EngineEvent) -> str | None:
     if event.kind == "output":
         values = event.values or ()
         sent = [
-            f"{c.name} {text}"
-            for c in engine.channels.values()
-            if (text := c.describe(values)) is not None
+            f"{c.name} {text}" for c in engine.channels if (text := c.describe(values)) is not None
         ]
         wire = f"   -> {'; '.join(sent)}" if sent else ""
         return f" out  {'dt ' + format(event.detail['dt'], '.3f'):<14} {fmt(values)}{wire}"

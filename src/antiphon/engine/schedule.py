@@ -183,7 +183,13 @@ class Schedule(Generic[T]):
     One loop timer is armed for the earliest deadline at any time; ``play(deadline,
     item)`` is called for each item once its deadline has come. A full schedule
     refuses new items (``push`` returns False) instead of growing.
+
+    At most ``BURST`` items are played per wake-up: when more are due (a stalled loop,
+    a flood), the rest wait for the loop's next turn, so sockets, signals and the web
+    UI are served between bursts whatever the schedule holds.
     """
+
+    BURST = 64
 
     def __init__(
         self,
@@ -196,7 +202,7 @@ class Schedule(Generic[T]):
         self.capacity = capacity
         self._heap: list[tuple[float, int, T]] = []
         self._order = itertools.count()  # ties play in the order they were scheduled
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -236,8 +242,14 @@ class Schedule(Generic[T]):
     def _due(self) -> None:
         self._timer = None
         heap = self._heap
-        while heap and heap[0][0] <= self._loop.time():
+        for _ in range(self.BURST):
+            if not heap or heap[0][0] > self._loop.time():
+                break
             deadline, _, item = heapq.heappop(heap)
             self._play(deadline, item)
+        else:  # more are due: let the loop read its sockets first, then play them
+            if self._timer is None:
+                self._timer = self._loop.call_soon(self._due)
+            return
         if self._timer is None:  # play() may have pushed and armed already
             self._arm()

@@ -69,6 +69,7 @@ class Setup:
     model_path: Path | None
     log_dir: Path
     warnings: list[str] = field(default_factory=list)
+    problem: str | None = None  # why nothing plays (see ``not_playing``)
 
 
 def prepare(
@@ -115,6 +116,39 @@ def prepare(
         model_path=path,
         log_dir=log_dir,
         warnings=warnings,
+    )
+
+
+def not_playing(
+    problem: str,
+    config_path: Path | None,
+    overrides: Overrides = Overrides(),
+    explicit_model: Path | None = None,
+) -> Setup:
+    """A setup that plays nothing and says why: what ``antiphon run`` runs when its
+    config or model cannot be played, so that the web UI stays up to fix them.
+
+    No channel is opened (a broken config's ports mean nothing) and nothing is logged;
+    a successful reload replaces it with the real thing.
+    """
+    from antiphon.workspace import config_template
+
+    config = config_module.parse(config_template())
+    for section in ("osc", "midi", "websocket", "serial", "serialmidi"):
+        setattr(config, section, None)
+    config.interaction.mode = "useronly"
+    config.log_input = config.log_predictions = False
+    directory = config_path.parent if config_path else Path.cwd()
+    return Setup(
+        config=config,
+        config_path=config_path,
+        overrides=overrides,
+        explicit_model=explicit_model,
+        predictor=None,
+        model_name="none (not playing)",
+        model_path=None,
+        log_dir=overrides.logdir or directory / "logs",
+        problem=problem,
     )
 
 
@@ -184,12 +218,45 @@ def _bundled_dimensions() -> str:
     return ", ".join(map(str, found))
 
 
-def build_channel(section: str, config: Config) -> Channel:
-    """The channel for one config section (its module is imported only when used)."""
-    table: Any = getattr(config, section)
+CHANNEL_SECTIONS = ("osc", "midi", "websocket", "serial", "serialmidi")
+"""Config sections whose presence switches a channel on."""
+LOCAL_CHANNELS = ("command port", "monitor")
+"""Channels made from [webui], always on: see antiphon.io.local."""
+CHANNEL_NAMES = CHANNEL_SECTIONS + LOCAL_CHANNELS
+
+
+def channel_settings(name: str, config: Config) -> object:
+    """What the channel ``name`` is made from (None when it is not configured)."""
+    if name == "command port":
+        return config.webui.command_port
+    if name == "monitor":
+        return config.webui.monitor_port
+    return getattr(config, name)
+
+
+def build_channels(config: Config) -> dict[str, Channel]:
+    """Every channel ``config`` switches on, by name."""
+    built = {name: build_channel(name, config) for name in CHANNEL_NAMES}
+    return {name: channel for name, channel in built.items() if channel is not None}
+
+
+def build_channel(name: str, config: Config) -> Channel | None:
+    """The channel called ``name``, or None if the config does not switch it on. Each
+    channel's module is imported only when it is used."""
+    from antiphon.io import local
+
+    if name == "command port":
+        return local.CommandPort(config.webui.command_port)
+    if name == "monitor":
+        return local.Monitor(config.webui.monitor_port)
+    table: Any = getattr(config, name)
     if table is None:
-        raise ValueError(f"[{section}] is not configured")
-    table = dataclasses.replace(table)  # a channel never sees later edits of the config
+        return None
+    return section_channel(name, dataclasses.replace(table))  # never sees later edits
+
+
+def section_channel(section: str, table: Any) -> Channel:
+    """The channel for one config section's settings."""
     if section == "osc":
         from antiphon.io.osc import OSCChannel
 

@@ -37,12 +37,16 @@ class Channel:
     name = "channel"
     input_labels: list[str] | None = None  # how this channel names each control
     output_labels: list[str] | None = None
+    echoes_thru = True  # input_thru sends the performer's input here too
 
     async def open(self, inputs: Inputs) -> None:
         """Start listening/sending. Raise AntiphonError only for a fatal setup problem."""
 
     def send(self, values: Sequence[float]) -> None:
         """Play one event; never blocks (drops and warns if the device cannot keep up)."""
+
+    def heard(self, values: Sequence[float]) -> None:
+        """The performer's input, for channels that show it (the monitor); most ignore it."""
 
     def describe(self, values: Sequence[float]) -> str | None:
         """What ``send(values)`` puts on the wire, for people (MIDI numbers), if useful."""
