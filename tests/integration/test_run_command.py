@@ -154,6 +154,7 @@ def test_services_run_beside_the_engine_and_a_failing_one_does_not_stop_it(tmp_p
     ports = Ports()
     config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
     seen = {}
+    stop = asyncio.Event()
 
     async def broken(engine):
         raise RuntimeError("a bug in a service")
@@ -164,10 +165,10 @@ def test_services_run_beside_the_engine_and_a_failing_one_does_not_stop_it(tmp_p
                 if event.kind == "output":
                     seen["output"] = event
                     seen["status"] = engine.status()
+                    stop.set()  # the engine played on beside the broken service
 
     async def scenario():
-        stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(0.5, stop.set)
+        asyncio.get_running_loop().call_later(60, stop.set)  # a bound, not a window
         return await perform(prepare(config, Overrides(timescale=2)), [broken, observer], stop=stop)
 
     assert play(scenario()) == 0
