@@ -201,3 +201,13 @@ def test_items_always_due_still_let_the_loop_serve_everything_else():
     server = None
     answer, played = run(with_server())
     assert answer == b"ping\n" and played > Schedule.BURST
+
+
+def test_warning_kinds_stay_few_whatever_arrives():
+    said = []
+    warnings = Warnings(said.append, clock=lambda: 0.0)
+    for i in range(10_000):
+        warnings.report(f"kind {i}", f"warning {i}")
+    assert len(warnings.counts) <= Warnings.MOST_KINDS + 1
+    assert sum(warnings.counts.values()) == 10_000 and warnings.counts["other"] > 0
+    assert len(warnings.recent) <= 50

@@ -137,8 +137,13 @@ class Warnings:
     """Counted, rate-limited warnings: bad input must be visible but never flood.
 
     The first warning of a kind is reported at once; more of the same kind within
-    ``interval`` seconds are counted and summarised in one line when it ends.
+    ``interval`` seconds are counted and summarised in one line when it ends. Kinds
+    are a small fixed set (never text from outside); should a bug make them grow
+    anyway, kinds beyond ``MOST_KINDS`` are counted together as "other", so memory
+    stays bounded whatever arrives.
     """
+
+    MOST_KINDS = 256
 
     def __init__(
         self,
@@ -158,6 +163,8 @@ class Warnings:
         self._clock = clock
 
     def report(self, kind: str, message: str) -> None:
+        if kind not in self.counts and len(self.counts) >= self.MOST_KINDS:
+            kind = "other"
         self.counts[kind] += 1
         now = self._clock()
         if now < self._window_end.get(kind, 0.0):
