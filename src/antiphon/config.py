@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import math
+import re
 import socket
 import tomllib
 import types
@@ -279,8 +280,51 @@ def parse(text: str, path: Path | None = None, *, dimension: int | None = None) 
     config.path = path
     config.warnings = warnings
     check_mappings(config)
+    _check_ports(config, where)
     _repair(config, where)
     return config
+
+
+def _check_ports(config: Config, where: str) -> None:
+    """Raise ConfigError when two of antiphon's own listeners would need one port."""
+    udp = {"webui.command_port": config.webui.command_port}
+    tcp = {"webui.port": config.webui.port}
+    if config.osc:
+        udp["osc.server_port"] = config.osc.server_port
+    if config.websocket:
+        tcp["websocket.server_port"] = config.websocket.server_port
+    for protocol, listeners in (("UDP", udp), ("TCP", tcp)):
+        seen: dict[int, str] = {}
+        for key, port in listeners.items():
+            if port in seen:
+                raise ConfigError(
+                    f"{where}: {seen[port]} and {key} are both {port}, but two {protocol} "
+                    "listeners cannot share a port; give one of them another port"
+                )
+            seen[port] = key
+
+
+def salvage_webui(path: Path | None) -> WebUIConfig:
+    """The [webui] section of a config that cannot be used as a whole, when that section
+    itself is valid (a broken model line must not drop the web UI's password or move
+    it to another address); the defaults otherwise."""
+    if path is None:
+        return WebUIConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+        try:
+            table = tomllib.loads(text).get("webui", {})
+        except tomllib.TOMLDecodeError:  # broken elsewhere: the [webui] lines alone
+            found = re.search(r"^\[webui\][ \t]*\n(.*?)(?=^[ \t]*\[|\Z)", text, re.M | re.S)
+            table = tomllib.loads(found.group(1)) if found else {}
+        webui = _build(WebUIConfig, table, "webui.", str(path), [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ConfigError):
+        return WebUIConfig()
+    return (
+        webui
+        if is_local_address(webui.host)
+        else WebUIConfig(**{**vars(webui), "host": "127.0.0.1"})
+    )
 
 
 def check_mappings(config: Config) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import tomlkit
 from pythonosc.osc_packet import OscPacket
 
 from antiphon.engine.engine import Engine
@@ -155,7 +156,7 @@ async def running(
         await engine.stop()
 
 
-async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Wait (on the loop, in small sleeps: this is a test) until ``condition()`` holds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
@@ -167,7 +168,13 @@ async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
 class Instrument:
     """A workspace with two small models, and `antiphon run` playing it on free ports."""
 
-    def __init__(self, root: Path, *extra: str, web_port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *extra: str,
+        web_port: int | None = None,
+        edit: Callable[[tomlkit.TOMLDocument], None] | None = None,
+    ) -> None:
         init(root)
         self.workspace = Workspace(root)
         self.osc_port = free_port()
@@ -181,39 +188,56 @@ class Instrument:
             '# file = "models/my-model.safetensors"', 'file = "models/a.safetensors"'
         )
         text = text.replace("server_port = 6000", f"server_port = {self.osc_port}")
-        text = text.replace("client_port = 6001", f"client_port = {free_port()}")
+        self.client_port = free_port()
+        text = text.replace("client_port = 6001", f"client_port = {self.client_port}")
         text = text.replace("monitor_port = 4001", f"monitor_port = {free_port()}")
         text = text.replace("command_port = 4002", f"command_port = {free_port()}")
+        if edit is not None:
+            document = tomlkit.parse(text)
+            edit(document)
+            text = tomlkit.dumps(document)
         self.workspace.config_path.write_text(text)
+        self.args = [
+            sys.executable,
+            "-m",
+            "antiphon",
+            "run",
+            "--web-port",
+            str(self.web_port),
+            "--mode",
+            "polyphony",
+            "--quiet",
+            *extra,
+        ]
+        self.url = f"http://127.0.0.1:{self.web_port}"
+        self.start()
+
+    def start(self) -> None:
+        """Start `antiphon run` (again, after ``stop``)."""
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "antiphon",
-                "run",
-                "--web-port",
-                str(self.web_port),
-                "--mode",
-                "polyphony",
-                "--quiet",
-                *extra,
-            ],
-            cwd=root,
+            self.args,
+            cwd=self.workspace.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.url = f"http://127.0.0.1:{self.web_port}"
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
-    def wait_ready(self) -> None:
+    def send_osc(self, datagram: bytes) -> None:
+        """One datagram to the OSC port, as any program on the network could send it."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(datagram, ("127.0.0.1", self.osc_port))
+
+    def wait_ready(self, *, playing: bool = True) -> None:
+        """Until the web UI answers and says the engine is ``playing`` (or is not)."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if self.http.get("/healthz").json()["playing"]:
+                if self.http.get("/healthz").json()["playing"] == playing:
                     return
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise AssertionError(self.stop())
 
     def command(self, address: str, *args: object) -> httpx.Response:

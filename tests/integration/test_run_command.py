@@ -91,11 +91,12 @@ def test_without_a_model_it_says_so_and_plays_performer_only(tmp_path):
     assert "mode useronly" in text and process.returncode == 0
 
 
-def test_mismatches_and_bad_configs_stop_at_start_with_one_message(tmp_path):
+def test_without_the_web_ui_bad_configs_stop_at_start_with_one_message(tmp_path):
+    """(With the web UI, antiphon stays up to be fixed: see test_hostile_engine.py.)"""
     ports = Ports()
     config = write_config(tmp_path, ports, dimension=9, model=model_file(tmp_path, dimension=4))
     result = subprocess.run(
-        [sys.executable, "-m", "antiphon", "run", "-c", str(config)],
+        [sys.executable, "-m", "antiphon", "run", "-c", str(config), "--no-web"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -105,7 +106,17 @@ def test_mismatches_and_bad_configs_stop_at_start_with_one_message(tmp_path):
     assert "Traceback" not in result.stderr
     config.write_text(config.read_text() + '[serialmidi]\ninput = [["note_on", 1]]\n')
     result = subprocess.run(
-        [sys.executable, "-m", "antiphon", "run", "-c", str(config), "--dimension", "4"],
+        [
+            sys.executable,
+            "-m",
+            "antiphon",
+            "run",
+            "-c",
+            str(config),
+            "--no-web",
+            "--dimension",
+            "4",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

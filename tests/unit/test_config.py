@@ -65,6 +65,7 @@ def test_the_init_template_is_valid_and_complete():
         ("[model]\ntimescale = 1e9", ["model.timescale", "at most 100"]),
         ("[interaction]\nthreshold = 1e9", ["interaction.threshold", "from 0 to 60"]),
         ("[model]\npitemp = nan", ["model.pitemp", "finite"]),
+        ("[osc]\nserver_port = 4002", ["webui.command_port and osc.server_port", "4002"]),
         ("[model]\nsigmatemp = -1", ["model.sigmatemp"]),
         ('[model]\npitemp = "hot"', ["model.pitemp", "number"]),
         ("[osc]\nclient_port = 99999", ["osc.client_port", "65535"]),
@@ -137,3 +138,20 @@ def test_a_dimension_override_is_checked_against_the_mappings(tmp_path):
     assert config.load(path).model.dimension == 3
     with pytest.raises(ConfigError, match="2 mappings but model.dimension = 5"):
         config.load(path, dimension=5)
+
+
+@pytest.mark.parametrize(
+    ("text", "password", "port"),
+    [
+        ('[model]\ndimension = 0\n[webui]\npassword = "s"\nport = 4100\n', "s", 4100),
+        ('[webui]\npassword = "s"\nport = 4100\n[model\n', "s", 4100),  # not even TOML
+        ('[webui]\npassword = "s"\nport = "x"\n', None, 4000),  # [webui] itself is broken
+    ],
+)
+def test_a_broken_config_keeps_its_web_ui_settings_where_they_are_readable(
+    tmp_path, text, password, port
+):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    webui = config.salvage_webui(path)
+    assert (webui.password, webui.port, webui.host) == (password, port, "127.0.0.1")

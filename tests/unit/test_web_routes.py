@@ -15,6 +15,7 @@ from antiphon.model import files
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import Architecture
 from antiphon.web.app import create_app
+from antiphon.web.config_file import KEEP, history
 from antiphon.workspace import Workspace, init
 
 HTML = {"accept": "text/html"}
@@ -274,7 +275,7 @@ def test_config_editor_rejects_invalid_text_and_leaves_the_file(client, workspac
     assert workspace.config_path.read_text() == before
 
 
-def test_config_editor_saves_with_a_backup(client, workspace):
+def test_config_editor_saves_and_keeps_the_previous_config(client, workspace):
     before = workspace.config_path.read_text()
     edited = before.replace("threshold = 0.1 ", "threshold = 0.25 ")
     response = client.post(
@@ -284,8 +285,59 @@ def test_config_editor_saves_with_a_backup(client, workspace):
     )
     assert response.status_code == 200 and "Saved config.toml" in response.text
     assert workspace.config_path.read_text() == edited
-    assert (workspace.root / "config.toml.bak").read_text() == before
+    [kept] = history(workspace.config_path)
+    assert kept.read_text() == before and kept.name in response.text  # offered to restore
     assert config_schema.load(workspace.config_path).interaction.threshold == 0.25
+
+
+def test_an_earlier_config_can_be_restored(client, workspace):
+    first = workspace.config_path.read_text()
+    for threshold in ("0.2", "0.3"):
+        text = first.replace("threshold = 0.1 ", f"threshold = {threshold} ")
+        client.put("/api/config", content=text, headers={"x-csrf-token": token(client)})
+    oldest = history(workspace.config_path)[-1]
+    assert oldest.read_text() == first
+    response = client.post(
+        "/config/restore", data={"csrf_token": token(client), "name": oldest.name}, headers=HTML
+    )
+    assert response.status_code == 200 and f"Restored {oldest.name}" in response.text
+    assert workspace.config_path.read_text() == first
+    assert len(history(workspace.config_path)) == 3
+    refused = client.post(
+        "/config/restore", data={"csrf_token": token(client), "name": "../config.toml"}
+    )
+    assert refused.status_code == 400
+
+
+def test_the_history_keeps_the_last_few_configs(client, workspace):
+    text = workspace.config_path.read_text()
+    for i in range(KEEP + 3):
+        edited = text.replace("threshold = 0.1 ", f"threshold = 0.{i + 10} ")
+        response = client.put(
+            "/api/config", content=edited, headers={"x-csrf-token": token(client)}
+        )
+        assert response.status_code == 200
+    assert len(history(workspace.config_path)) == KEEP
+
+
+@pytest.mark.parametrize(
+    ("model_line", "reason"),
+    [
+        ('file = "models/four.safetensors"', "dimension-4 model"),
+        ('file = "models/missing.safetensors"', "no such model file"),
+    ],
+)
+def test_a_config_that_cannot_play_is_never_saved(client, workspace, model_line, reason):
+    before = workspace.config_path.read_text()
+    broken = before.replace("[model]\n", f"[model]\n{model_line}\n", 1)
+    csrf = {"x-csrf-token": token(client)}
+    response = client.put("/api/config?apply=1", content=broken, headers=csrf)
+    assert response.status_code == 422 and reason in response.json()["error"]
+    form = {"csrf_token": token(client), "text": broken, "action": "apply"}
+    response = client.post("/config", data=form, headers=HTML)
+    assert response.status_code == 422 and reason in html.unescape(response.text)
+    assert workspace.config_path.read_text() == before
+    assert history(workspace.config_path) == []
 
 
 def test_example_configs_load_into_the_editor_without_saving(client, workspace):

@@ -65,21 +65,17 @@ def config() -> None:
 @config.command("check")
 @click.argument("file", default="config.toml", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(file: Path) -> None:
-    """Validate a config.toml and summarise what it switches on."""
-    from antiphon import config as config_module
+    """Check a config.toml as `antiphon run` would (its model too); summarise it."""
+    from antiphon.engine.setup import CHANNEL_SECTIONS, prepare
 
-    loaded = config_module.load(file)
-    for warning in loaded.warnings:
+    setup = prepare(file, strict=True)
+    for warning in setup.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
-    channels = [
-        name
-        for name in ("osc", "midi", "websocket", "serial", "serialmidi")
-        if getattr(loaded, name) is not None
-    ]
+    loaded = setup.config
+    channels = [name for name in CHANNEL_SECTIONS if getattr(loaded, name) is not None]
     click.echo(
         f"{file}: OK. mode {loaded.interaction.mode}, dimension {loaded.model.dimension}, "
-        f"model {loaded.model.file or '(bundled default)'}, channels: "
-        f"{', '.join(channels) or 'none'}"
+        f"model {setup.model_name}, channels: {', '.join(channels) or 'none'}"
     )
 
 

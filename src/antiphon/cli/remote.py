@@ -47,12 +47,15 @@ def status(ctx: click.Context) -> None:
         snap = instrument.status()
         engine = snap.get("engine")
         counts = snap["workspace"]
-        playing = (
-            f"playing {engine['model']['name']} in {engine['mode']} mode"
-            f"{' (paused)' if engine['paused'] else ''}, dimension {engine['dimension']}"
-            if engine
-            else "not playing"
-        )
+        if engine and engine.get("problem"):
+            playing = f"NOT PLAYING: {engine['problem']}"
+        elif engine:
+            playing = (
+                f"playing {engine['model']['name']} in {engine['mode']} mode"
+                f"{' (paused)' if engine['paused'] else ''}, dimension {engine['dimension']}"
+            )
+        else:
+            playing = "not playing"  # `antiphon web`, without an engine
         click.echo(
             f"{url}: antiphon {snap['version']}, {playing}; {counts['logs']} logs, "
             f"{counts['datasets']} datasets, {counts['models']} models"

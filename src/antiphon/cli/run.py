@@ -8,7 +8,12 @@ from pathlib import Path
 
 import click
 
-MODES = ("callresponse", "polyphony", "battle", "useronly")  # antiphon.config.MODES, unimported
+from antiphon.config import MAX_DIMENSION, MODES, Bounds, InteractionConfig, ModelConfig, bounds
+
+
+def _within(allowed: Bounds) -> click.FloatRange:
+    """A click type checking a setting against the same Bounds as config.toml."""
+    return click.FloatRange(min=allowed.low, max=allowed.high, min_open=allowed.low_open)
 
 
 class _Messages(logging.Formatter):
@@ -38,24 +43,27 @@ def _setup_logging() -> None:
 @click.option("--mode", type=click.Choice(MODES), help="Who plays when.")
 @click.option(
     "--threshold",
-    type=click.FloatRange(min=0),
+    type=_within(bounds(InteractionConfig, "threshold")),
     help="Seconds of silence before the model answers (callresponse).",
 )
 @click.option(
     "--input-thru/--no-input-thru", default=None, help="Also send what you play to the outputs."
 )
 @click.option(
-    "--sigma-temp", "sigmatemp", type=click.FloatRange(min=0), help="Randomness of each value."
+    "--sigma-temp",
+    "sigmatemp",
+    type=_within(bounds(ModelConfig, "sigmatemp")),
+    help="Randomness of each value.",
 )
 @click.option(
     "--pi-temp",
     "pitemp",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_within(bounds(ModelConfig, "pitemp")),
     help="Randomness of which gesture comes next.",
 )
 @click.option(
     "--timescale",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_within(bounds(ModelConfig, "timescale")),
     help="Stretch the model's timing (2 = half speed).",
 )
 @click.option("--verbose/--quiet", default=None, help="Print every input and output.")
@@ -67,7 +75,11 @@ def _setup_logging() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where logs go [default: logs/ beside the config].",
 )
-@click.option("--dimension", type=click.IntRange(min=2), help="Number of controls + 1.")
+@click.option(
+    "--dimension",
+    type=click.IntRange(*(int(n) for n in (bounds(ModelConfig, "dimension").low, MAX_DIMENSION))),
+    help="Number of controls + 1.",
+)
 @click.option("--seed", type=int, help="Seed the model's sampling for a repeatable performance.")
 @click.option("--web/--no-web", default=True, help="Serve the web UI [default: on].")
 @click.option("--web-host", help="Where the web UI listens [default: [webui].host].")
@@ -90,12 +102,20 @@ def run(
     """
     from antiphon.engine.runner import print_events
     from antiphon.engine.runner import run as run_engine
-    from antiphon.engine.setup import Overrides, prepare
+    from antiphon.engine.setup import Overrides, not_playing, prepare
+    from antiphon.errors import AntiphonError
 
     _setup_logging()
     if config_file is None and Path("config.toml").is_file():
         config_file = Path("config.toml")
-    setup = prepare(config_file, Overrides(**options), model_file)  # type: ignore[arg-type]
+    overrides = Overrides(**options)  # type: ignore[arg-type]
+    try:
+        setup = prepare(config_file, overrides, model_file)
+    except AntiphonError as exc:
+        if not web:
+            raise
+        # The instrument stays reachable: fix the config in the browser, then apply it.
+        setup = not_playing(str(exc), config_file, overrides, model_file)
     services = [print_events] if setup.config.verbose else []
     if web:
         from antiphon.web.serve import web_service

@@ -162,6 +162,11 @@ class Engine:
         return self._setup.predictor
 
     @property
+    def setup(self) -> Setup:
+        """What plays: the checked config, the command line's overrides, the model."""
+        return self._setup
+
+    @property
     def problem(self) -> str | None:
         """Why nothing plays, when the config or model could not be played."""
         return self._setup.problem

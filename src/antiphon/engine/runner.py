@@ -69,7 +69,7 @@ async def perform(
             loop.remove_signal_handler(signum)
         raise
     for line in banner(engine):
-        log.info(line)
+        (log.error if engine.problem else log.info)(line)
     tasks = [loop.create_task(service(engine)) for service in services]
     for task in tasks:
         task.add_done_callback(_report_ended_service)
@@ -96,6 +96,12 @@ def banner(engine: Engine) -> list[str]:
     from antiphon import __version__
 
     status = engine.status()
+    if engine.problem is not None:
+        return [
+            f"antiphon {__version__}: NOT PLAYING: {engine.problem}",
+            "the web UI stays up so you can fix this from a browser (Config, then Save and "
+            "apply), or fix the file and send /impsy/reload to the command port",
+        ]
     mode = status["mode"]
     if mode == "callresponse":
         mode += f" (waits for you to play, answers after {engine.threshold:g} s of silence)"

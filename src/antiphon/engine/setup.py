@@ -78,11 +78,18 @@ def prepare(
     explicit_model: Path | None = None,
     *,
     strict: bool = False,
+    text: str | None = None,
 ) -> Setup:
-    """Read and check everything; raises AntiphonError with one clear message."""
+    """Read and check everything; raises AntiphonError with one clear message.
+
+    ``text`` checks a config that is not saved yet as if it were at ``config_path``
+    (relative paths resolve from its folder): what the web UI does before it saves.
+    """
     from antiphon.workspace import config_template
 
-    if config_path is None:
+    if text is not None:
+        config = config_module.parse(text, config_path, dimension=overrides.dimension)
+    elif config_path is None:
         config = config_module.parse(config_template(), dimension=overrides.dimension)
         config.warnings.append(
             "no config.toml here: using the defaults of a new workspace (OSC in on port "
@@ -129,15 +136,14 @@ def not_playing(
     config or model cannot be played, so that the web UI stays up to fix them.
 
     No channel is opened (a broken config's ports mean nothing) and nothing is logged;
-    a successful reload replaces it with the real thing.
+    a successful reload replaces it with the real thing. The web UI keeps the broken
+    config's [webui] settings where they can be read (its password above all), else
+    the defaults, which listen on this computer only.
     """
-    from antiphon.workspace import config_template
-
-    config = config_module.parse(config_template())
-    for section in ("osc", "midi", "websocket", "serial", "serialmidi"):
-        setattr(config, section, None)
+    config = config_module.Config(webui=config_module.salvage_webui(config_path))
     config.interaction.mode = "useronly"
     config.log_input = config.log_predictions = False
+    config.path = config_path
     directory = config_path.parent if config_path else Path.cwd()
     return Setup(
         config=config,

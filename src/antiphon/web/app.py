@@ -117,7 +117,8 @@ def render(request: Request, template: str, code: int = 200, /, **context: Any) 
         path=request.url.path,
         version=__version__,
         csrf_token=security.csrf_token(request),
-        playing=web.engine is not None,
+        playing=web.engine is not None and web.engine.problem is None,
+        not_playing=web.engine.problem if web.engine is not None else None,
         has_password=bool(web.password),
         flash=request.query_params.get("flash"),
         error=request.query_params.get("error"),
@@ -161,7 +162,8 @@ def create_app(workspace: Workspace, *, engine: Any | None = None) -> Starlette:
     from antiphon.web.pages import ROUTES
 
     web = WebState(workspace=workspace, engine=engine)
-    web.refresh_password()
+    web.password = engine.config.webui.password if engine is not None else None
+    web.refresh_password()  # the file's, when it can be read
     secret = security.load_secret(workspace.root / SECRET_NAME)
     routes: list[BaseRoute] = [
         *ROUTES,

@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from antiphon.config import ConfigError
+from antiphon.errors import AntiphonError
 from antiphon.web import listing
 from antiphon.web.app import state
-from antiphon.web.config_file import save_text, saved_message
+from antiphon.web.config_file import saved_message
+from antiphon.web.pages import config as config_page
 from antiphon.web.pages import models
 from antiphon.web.pages.common import client_host, in_thread
 from antiphon.web.security import Refused
@@ -69,10 +70,9 @@ async def put_config(request: Request) -> Response:
     web = state(request)
     text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        await in_thread(save_text, web.workspace.config_path, text, client_host(request))
-    except ConfigError as exc:
+        await config_page.save_config(web, text, client_host(request))
+    except AntiphonError as exc:  # nothing saved: the instrument keeps what plays
         raise Refused(str(exc), 422) from None
-    web.refresh_password()
     message = saved_message(web.workspace.config_path)
     if request.query_params.get("apply") == "1":
         outcome = await models.apply(web, message)
@@ -92,7 +92,7 @@ async def get_config(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     """For container health checks: answers without a login, says little."""
     engine = state(request).engine
-    return JSONResponse({"ok": True, "playing": engine is not None})
+    return JSONResponse({"ok": True, "playing": engine is not None and engine.problem is None})
 
 
 async def _json(request: Request) -> dict[str, Any]:

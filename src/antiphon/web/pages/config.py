@@ -1,23 +1,29 @@
-"""config.toml in the browser: an editor that validates before saving, a setup form,
-and a picker for example configs."""
+"""config.toml in the browser: an editor that checks everything before saving, the
+configs it replaced (restorable), a setup form, and a picker for example configs."""
 
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from antiphon import config as config_schema
-from antiphon.config import ConfigError, WebUIConfig
-from antiphon.web.app import render, state
-from antiphon.web.config_file import save_text, saved_message
-from antiphon.web.pages.common import back, client_host, in_thread
+from antiphon.config import WebUIConfig
+from antiphon.errors import AntiphonError
+from antiphon.web.app import WebState, render, state
+from antiphon.web.config_file import HISTORY, check_text, history, save_text, saved_message
+from antiphon.web.pages.common import back, client_host, existing, in_thread
 from antiphon.web.pages.models import apply
 from antiphon.web.security import Refused
 from antiphon.web.setup_form import KINDS, SetupForm
 from antiphon.workspace import config_template
+
+
+def _current_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else config_template()
 
 
 def examples() -> dict[str, str]:
@@ -32,10 +38,37 @@ def examples() -> dict[str, str]:
 
 
 def _editor(request: Request, text: str, status: int = 200, **context: object) -> Response:
-    name = state(request).workspace.config_path.name
+    path = state(request).workspace.config_path
     return render(
-        request, "config.html", status, text=text, name=name, examples=list(examples()), **context
+        request,
+        "config.html",
+        status,
+        text=text,
+        name=path.name,
+        examples=list(examples()),
+        history=[p.name for p in history(path)],
+        **context,
     )
+
+
+def _as_run_checks(web: WebState) -> tuple[object, ...]:
+    """The command-line overrides and model the engine plays with, so a config is
+    checked as the next reload will read it."""
+    setup = web.engine.setup if web.engine is not None else None
+    return (setup.overrides, setup.explicit_model) if setup else ()
+
+
+async def check_config(web: WebState, text: str) -> config_schema.Config:
+    """Everything a start or reload checks (the model too); raises AntiphonError."""
+    return await in_thread(check_text, web.workspace.config_path, text, *_as_run_checks(web))
+
+
+async def save_config(web: WebState, text: str, client: str | None) -> config_schema.Config:
+    """Check ``text`` completely, then make it the config (the old one into history)."""
+    path = web.workspace.config_path
+    checked = await in_thread(save_text, path, text, client, *_as_run_checks(web))
+    web.refresh_password()
+    return checked
 
 
 async def editor(request: Request) -> Response:
@@ -52,11 +85,11 @@ async def editor(request: Request) -> Response:
             notice=f"Loaded the example “{example}”: review it, "
             "then save. config.toml is unchanged until you do.",
         )
-    text = path.read_text(encoding="utf-8") if path.exists() else config_template()
+    text = await in_thread(_current_text, path)
     try:
-        checked = config_schema.parse(text, path)
+        checked = await check_config(web, text)
         return _editor(request, text, warnings=checked.warnings)
-    except ConfigError as exc:
+    except AntiphonError as exc:
         return _editor(request, text, problem=str(exc))
 
 
@@ -65,29 +98,43 @@ async def save(request: Request) -> Response:
     form = await request.form()
     text = str(form.get("text", "")).replace("\r\n", "\n")
     action = str(form.get("action", "check"))
-    path = web.workspace.config_path
     try:
         checked = (
-            config_schema.parse(text, path)
+            await check_config(web, text)
             if action == "check"
-            else await in_thread(save_text, path, text, client_host(request))
+            else await save_config(web, text, client_host(request))
         )
-    except ConfigError as exc:
+    except AntiphonError as exc:
         return _editor(request, text, 422, problem=str(exc))
     if action == "check":
         return _editor(
             request,
             text,
             warnings=checked.warnings,
-            notice="This config is valid. It is not saved yet.",
+            notice="This config can be played. It is not saved yet.",
         )
-    web.refresh_password()
-    if action == "apply":
-        return back(
-            "/config",
-            **await apply(web, saved_message(web.workspace.config_path)),
-        )
-    return back("/config", flash=saved_message(web.workspace.config_path))
+    return await _saved(web, action == "apply")
+
+
+async def restore(request: Request) -> Response:
+    """Make one of the configs in the history the config again (checked as any save)."""
+    web = state(request)
+    form = await request.form()
+    path = web.workspace.config_path
+    kept = existing(path.parent / HISTORY, str(form.get("name", "")), "kept config")
+    text = await in_thread(kept.read_text, "utf-8")
+    try:
+        await save_config(web, text, client_host(request))
+    except AntiphonError as exc:
+        return _editor(request, text, 422, problem=f"{kept.name} cannot be played: {exc}")
+    return await _saved(web, True, f"Restored {kept.name}.")
+
+
+async def _saved(web: WebState, reload: bool, done: str = "") -> Response:
+    message = " ".join(filter(None, (done, saved_message(web.workspace.config_path))))
+    if reload:
+        return back("/config", **await apply(web, message))
+    return back("/config", flash=message)
 
 
 async def setup(request: Request) -> Response:
@@ -136,5 +183,6 @@ def midi_port_names() -> dict[str, list[str]]:
 routes = [
     Route("/config", editor),
     Route("/config", save, methods=["POST"]),
+    Route("/config/restore", restore, methods=["POST"]),
     Route("/config/setup", setup, methods=["GET", "POST"]),
 ]
