@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from antiphon import config as config_module
 from antiphon.config import MODES, Config, ConfigError
 from antiphon.errors import AntiphonError
+from antiphon.io import registry
 
 if TYPE_CHECKING:
     from antiphon.io.channel import Channel
@@ -186,28 +187,7 @@ def _bundled_dimensions() -> str:
 
 def build_channel(section: str, config: Config) -> Channel:
     """The channel for one config section (its module is imported only when used)."""
-    table: Any = getattr(config, section)
+    table: Any = getattr(config, section, None)
     if table is None:
         raise ValueError(f"[{section}] is not configured")
-    table = dataclasses.replace(table)  # a channel never sees later edits of the config
-    if section == "osc":
-        from antiphon.io.osc import OSCChannel
-
-        return OSCChannel(table)
-    if section == "websocket":
-        from antiphon.io.websocket import WebSocketChannel
-
-        return WebSocketChannel(table)
-    if section == "serial":
-        from antiphon.io.serial import SerialChannel
-
-        return SerialChannel(table)
-    if section == "serialmidi":
-        from antiphon.io.serialmidi import SerialMIDIChannel
-
-        return SerialMIDIChannel(table)
-    if section == "midi":
-        from antiphon.io.midi import MIDIChannel
-
-        return MIDIChannel(table)
-    raise ValueError(f"no channel for [{section}]")
+    return registry.build(section, dataclasses.replace(table))  # later edits stay unseen
