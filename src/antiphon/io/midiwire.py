@@ -24,7 +24,8 @@ from __future__ import annotations
 import mido
 
 MAX_SYSEX = 8192
-"""Bytes of one SysEx message kept at most; a longer one is dropped (and counted).
+"""Bytes of one SysEx message (F0 and F7 included) at most; a longer one is dropped
+(and counted).
 
 antiphon itself uses no SysEx; the bound is there so that one cannot grow memory.
 8 KiB passes whole the bulk dumps people forward through a MIDI thru (a 32-voice DX7
@@ -58,7 +59,7 @@ class Parser:
             elif self._sysex is not None and byte < 0x80:
                 if self._too_long:
                     continue
-                if len(self._sysex) < self.max_sysex:
+                if len(self._sysex) < self.max_sysex - 1:  # room for F7 at the end
                     self._sysex.append(byte)
                 else:
                     self._too_long = True
