@@ -37,7 +37,8 @@ _UNDEFINED_REALTIME = (0xF9, 0xFD)
 
 
 class Parser:
-    """MIDI bytes in, mido messages out; ``oversized`` counts SysEx dropped for length."""
+    """MIDI bytes in, mido messages out; ``oversized`` counts SysEx dropped for length
+    (as soon as one is too long, not when it ends: it may never end)."""
 
     def __init__(self, max_sysex: int = MAX_SYSEX) -> None:
         self.max_sysex = max_sysex
@@ -64,6 +65,7 @@ class Parser:
                 else:
                     self._too_long = True
                     self._sysex = bytearray()  # release what was kept
+                    self.oversized += 1
             elif self._sysex is not None and byte == _EOX:
                 self._end_sysex(out)
             elif byte >= 0x80:
@@ -96,8 +98,6 @@ class Parser:
         """Leave a SysEx: complete it into ``out``, or (None) drop it unfinished."""
         if self._sysex is None:
             return
-        if self._too_long:
-            self.oversized += 1
-        elif out is not None:
+        if out is not None and not self._too_long:
             out.append(mido.Message.from_bytes([*self._sysex, _EOX]))
         self._sysex, self._too_long = None, False
