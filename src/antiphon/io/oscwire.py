@@ -119,7 +119,7 @@ def _message(data: bytes, start: int, end: int) -> Message:
         return Message(address, ())
     if data[position] != 0x2C:  # ","
         raise ParseError("no type tag string after the address")
-    tags, position = _string(data, position, end, "type tags")
+    tags, position = _string(data, position, end, "type tag string")
     tags = tags[1:]
     if len(tags) > MAX_ARGUMENTS:
         raise ParseError(f"more than {MAX_ARGUMENTS} arguments")
