@@ -3,8 +3,9 @@
 A channel is made from its config section, opened (given somewhere to deliver its
 inputs), sends played values, and is closed (ending any sounding notes)::
 
-    async with OSCChannel(config) as channel:  # or: await channel.open(inputs) ...
-        ...
+    async with OSCChannel(config) as channel:  # closed on leaving, whatever happens
+        await channel.open(engine)
+        channel.send([0.5, 0.25, 0.75])
 
 Its life is new -> open -> closed, and only that way. As with a mido port, closing
 twice is harmless and sending on a channel that is not open raises ``ChannelClosed``
@@ -13,11 +14,15 @@ sends to channels it has opened, so such a send is a bug to see, not a message t
 lose quietly. A closed channel is not reopened; build a new one (a reload does).
 
 Subclasses implement ``_open``, ``_send`` and ``_close``; the public methods keep the
-state. Everything runs on the engine's event loop; a channel whose device comes from
-a thread (MIDI) hands messages over through a bounded buffer. A channel never raises
-into the engine because of what arrives on its wire: bad input is dropped or
-repaired and reported with ``warn``, under a kind from a fixed set (never text that
-arrived, so the warnings' bookkeeping cannot grow with what a sender invents).
+state. ``port`` means in each channel what its config section calls ``port``: the
+device's path for ``[serial]`` and ``[serialmidi]``; OSC and WebSocket channels have
+``server_port`` (the port listened on) instead, and a MIDI port is a mido port.
+
+Everything runs on the engine's event loop; a channel whose device comes from a
+thread (MIDI) hands messages over through a bounded buffer. A channel never raises
+into the engine because of what arrives on its wire: bad input is dropped or repaired
+and reported with ``warn``, under a kind from a fixed set (never text that arrived,
+so the warnings' bookkeeping cannot grow with what a sender invents).
 """
 
 from __future__ import annotations
