@@ -9,7 +9,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from antiphon.io.osc import _Receiver, message
+from antiphon.io.osc import MAX_UNSENT, Sender, _Receiver, message
 from antiphon.io.oscwire import floats
 
 PEER = ("192.0.2.7", 9000)
@@ -80,3 +80,26 @@ def test_unknown_addresses_are_quoted_briefly_under_one_kind():
 def test_warning_kinds_never_carry_received_text(data, address):
     engine, _ = receive(data, message("/" + address.replace("\0", ""), [1]))
     assert {kind for kind, _ in engine.warnings} <= {"osc-malformed", "osc-address osc"}
+
+
+class Backlogged:
+    """A datagram transport whose socket has stopped taking datagrams (rare on a LAN,
+    and not something a test can make a real socket do)."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+        self.sent: list[bytes] = []
+
+    def get_write_buffer_size(self) -> int:
+        return self.waiting
+
+    def sendto(self, data, address) -> None:
+        self.sent.append(data)
+
+
+def test_a_sender_drops_datagrams_rather_than_keeping_them_without_limit():
+    fine, stuck = Sender(Backlogged(0), PEER), Sender(Backlogged(MAX_UNSENT + 1), PEER)
+    for sender in (fine, stuck):
+        sender.send(b"x")
+    assert fine.transport.sent == [b"x"] and fine.dropped == 0
+    assert stuck.transport.sent == [] and stuck.dropped == 1

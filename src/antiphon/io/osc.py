@@ -29,6 +29,8 @@ OUTPUT_ADDRESS = "/impsy"
 COMMAND_PREFIX = "/impsy/"
 SHOWN = 60
 """Characters of a received address quoted in a warning at most."""
+MAX_UNSENT = 64 * 1024
+"""Bytes of outgoing datagrams kept waiting for a busy socket at most."""
 
 
 def message(address: str, values: Sequence[oscwire.Argument]) -> bytes:
@@ -78,11 +80,16 @@ class _Receiver(asyncio.DatagramProtocol):
 
 
 class Sender:
-    """Sends datagrams to one address from an unconnected socket (never blocks)."""
+    """Sends datagrams to one address from an unconnected socket (never blocks).
+
+    When the socket cannot take a datagram asyncio keeps it, without limit; past
+    ``MAX_UNSENT`` bytes kept, datagrams are dropped (and counted in ``dropped``), as
+    the network would drop them."""
 
     def __init__(self, transport: asyncio.DatagramTransport, address: tuple[str, int]) -> None:
         self.transport = transport
         self.address = address
+        self.dropped = 0
 
     @classmethod
     async def open(cls, host: str, port: int) -> Sender:
@@ -93,6 +100,9 @@ class Sender:
         return cls(transport, (host, port))
 
     def send(self, datagram: bytes) -> None:
+        if self.transport.get_write_buffer_size() > MAX_UNSENT:
+            self.dropped += 1
+            return
         self.transport.sendto(datagram, self.address)
 
     def close(self) -> None:
