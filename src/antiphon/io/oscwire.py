@@ -30,9 +30,11 @@ Writing: ``encode`` builds what python-osc's builder builds for the same Python
 values (a test checks it byte for byte), and ``floats`` builds float-only messages
 from a cached header, since every played event goes through it.
 
-Speed (benchmarks/osc_wire.py, the 2-core development VM): an 8-float
-``/interface`` message parses in about 2.4 µs here and 18 µs with python-osc;
-``floats`` builds it in about 0.5 µs.
+Speed (benchmarks/osc_wire.py, best runs on the shared 2-core development VM): an
+8-float ``/interface`` message parses in about 2 µs, against 6 µs with python-osc;
+a malformed datagram is refused in about 1.7 µs; ``floats`` builds a message in
+about 0.5 µs. A flood of 20,000 malformed datagrams a second costs `antiphon run`
+about 30 % of one core, no memory, and two warning lines per 5 seconds.
 """
 
 from __future__ import annotations
