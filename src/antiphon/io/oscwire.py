@@ -34,7 +34,7 @@ Speed (benchmarks/osc_wire.py, best runs on the shared 2-core development VM): a
 8-float ``/interface`` message parses in about 2 µs, against 6 µs with python-osc;
 a malformed datagram is refused in about 1.7 µs; ``floats`` builds a message in
 about 0.5 µs. A flood of 20,000 malformed datagrams a second costs `antiphon run`
-about 30 % of one core, no memory, and two warning lines per 5 seconds.
+about 30 % of one core, no memory, and one warning line every 5 seconds.
 """
 
 from __future__ import annotations
