@@ -100,6 +100,9 @@ class Cable:
             await asyncio.sleep(0.01)
 
 
+SERIALMIDI_INPUT = 'input = [["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 7]]\n'
+
+
 @pytest.fixture
 def cable(tmp_path):
     cable = Cable(tmp_path)
@@ -174,7 +177,7 @@ def test_serial_midi_bytes_both_ways_and_note_off_on_stop(tmp_path, cable):
     ports = Ports()
     extra = (
         f'[serialmidi]\nport = "{cable.device}"\n'
-        'input = [["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 7]]\n'
+        f"{SERIALMIDI_INPUT}"
         'output = [["note_on", 3], ["control_change", 3, 42], ["control_change", 3, 43, 0, 13]]\n'
     )
     config = write_config(
@@ -223,10 +226,7 @@ def test_a_device_that_never_ends_its_line_costs_one_line_of_memory(tmp_path, ca
 
 def test_serial_midi_drops_endless_sysex_and_reads_on(tmp_path, cable):
     ports = Ports()
-    extra = (
-        f'[serialmidi]\nport = "{cable.device}"\n'
-        'input = [["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 7]]\n'
-    )
+    extra = f'[serialmidi]\nport = "{cable.device}"\n{SERIALMIDI_INPUT}'
     config = write_config(tmp_path, ports, mode="useronly", extra=extra)
 
     async def scenario():
