@@ -184,6 +184,9 @@ class WebSocketConfig:
     server_port: int = field(default=5001, metadata={"bounds": PORT})
     input: list[MidiMapping] | None = None
     output: list[MidiMapping] | None = None
+    # Web pages (by origin, e.g. "http://my-site.example") allowed to connect besides
+    # this machine's own; programs that send no Origin (Pd, the IMPSY app) always may.
+    allowed_origins: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -3,7 +3,6 @@ several ports, thru_matrix, feedback protection, hot-plugging, note-offs on stop
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import mido
@@ -12,6 +11,7 @@ from peers import OSCPeer, Ports, model_file, play, running, until, write_config
 
 from antiphon.engine.setup import Overrides
 from antiphon.io import midi
+from antiphon.io.midiwire import MAX_SYSEX
 
 
 class FakeOutput(mido.ports.BaseOutput):
@@ -127,8 +127,8 @@ def test_midi_ports_mapping_thru_feedback_and_hotplug(tmp_path, monkeypatch):
             assert [m.channel for m in answer] == [2, 2, 2]
             # the S-1 echoes what it was sent back on its input: ignored
             fake.play("S-1:S-1 MIDI 1 24:0", answer[1])
-            await asyncio.sleep(0.05)
-            assert channel.echoes == 1 and engine.inputs == 4
+            await until(lambda: channel.echoes == 1)
+            assert engine.inputs == 4
             fake.play("S-1:S-1 MIDI 1 24:0", cc(3, 20, 127))  # a real S-1 knob
             await until(lambda: engine.inputs == 5)
             assert engine.status()["last_input"]["source"] == "midi S-1"
@@ -182,3 +182,37 @@ def test_without_a_midi_system_the_other_channels_play(tmp_path, monkeypatch):
 )
 def test_port_names_match_exactly_or_by_part(pattern, names, found):
     assert midi.find_port(pattern, names) == (None if found is None else names[found])
+
+
+def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for(
+    tmp_path, monkeypatch
+):
+    xtouch, s1 = "X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0", "S-1:S-1 MIDI 1 24:0"
+    fake = FakeMIDI([xtouch, s1], ["Volca FM:Volca FM MIDI 1 28:0", s1])
+    monkeypatch.setattr(midi, "open_backend", lambda: fake)
+    ports = Ports()
+    config = write_config(
+        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
+    )
+    s1_sent = fake.sent[s1]
+
+    async def scenario():
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            channel = engine.channels["midi"]
+            dump = mido.Message("sysex", data=[1] * (MAX_SYSEX - 2))
+            fake.play(xtouch, dump, mido.Message("sysex", data=[2] * (MAX_SYSEX - 1)))
+            await until(lambda: engine.warnings.counts["midi-sysex"] == 1)
+            assert s1_sent == [dump]  # the one that fits is forwarded whole
+
+            def broken(message):
+                raise OSError("device disappeared")
+
+            monkeypatch.setattr(FakeOutput, "_send", lambda self, message: broken(message))
+            fake.plugged.discard("Volca FM:Volca FM MIDI 1 28:0")
+            fake.play(xtouch, cc(11, 1, 64))
+            await until(lambda: "out Volca (waiting" in channel.state)  # unplugged: stays so
+            await until(lambda: engine.warnings.counts["midi output S-1"] == 1)  # lost, retried
+            said = [m for _, m in engine.warnings.recent if "lost it (device disappeared)" in m]
+            assert len(said) == 2
+
+    play(scenario())

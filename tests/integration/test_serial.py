@@ -27,6 +27,7 @@ class Cable:
         self.far = directory / "ttyFAR"
         self.process: subprocess.Popen | None = None
         self.fd: int | None = None
+        self.received = b""  # everything read from the far end
 
     def plug(self) -> None:
         self.process = subprocess.Popen(
@@ -56,13 +57,24 @@ class Cable:
         assert self.fd is not None
         os.write(self.fd, data)
 
+    async def write_all(self, data: bytes, timeout: float = 30.0) -> None:
+        """Write much more than the pty holds, waiting while the engine reads it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        view = memoryview(data)
+        while view:
+            assert asyncio.get_running_loop().time() < deadline, "the engine stopped reading"
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                await asyncio.sleep(0.005)
+
     def available(self) -> bytes:
         try:
             return os.read(self.fd, 4096)
         except BlockingIOError:
             return b""
 
-    async def read(self, until_bytes: int, timeout: float = 3.0) -> bytes:
+    async def read(self, until_bytes: int, timeout: float = 10.0) -> bytes:
         data = b""
         deadline = asyncio.get_running_loop().time() + timeout
         while len(data) < until_bytes:
@@ -71,7 +83,24 @@ class Cable:
                 data += os.read(self.fd, 4096)
             except BlockingIOError:
                 await asyncio.sleep(0.01)
+        self.received += data
         return data
+
+    async def messages(self, until, timeout: float = 10.0) -> list[mido.Message]:
+        """Every MIDI message received so far, reading on until ``until(messages)``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            self.received += self.available()
+            parser = mido.Parser()
+            parser.feed(self.received)
+            messages = list(parser)
+            if messages and until(messages):
+                return messages
+            assert asyncio.get_running_loop().time() < deadline, f"only got {messages}"
+            await asyncio.sleep(0.01)
+
+
+SERIALMIDI_INPUT = 'input = [["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 7]]\n'
 
 
 @pytest.fixture
@@ -92,9 +121,8 @@ def test_serial_text_both_ways_with_garbage_and_a_replugged_device(tmp_path, cab
     async def scenario():
         async with running(config, Overrides(timescale=0.001)) as engine:
             with engine.subscribe() as events:
-                cable.write(b"0.1,0.2,0.3\r\n")
-                cable.write(b"0.4,0.")  # a partial line ...
-                await asyncio.sleep(0.05)
+                cable.write(b"0.1,0.2,0.3\r\n0.4,0.")  # a line and a partial one ...
+                await until(lambda: engine.inputs == 1)
                 cable.write(b"5,0.6\n")  # ... completed later
                 cable.write(b"\xff\xfe\x00junk\n1,2\n0.5,abc,0.1\n7,0.5,-3\n")
                 await until(lambda: engine.inputs == 3)
@@ -149,7 +177,7 @@ def test_serial_midi_bytes_both_ways_and_note_off_on_stop(tmp_path, cable):
     ports = Ports()
     extra = (
         f'[serialmidi]\nport = "{cable.device}"\n'
-        'input = [["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 7]]\n'
+        f"{SERIALMIDI_INPUT}"
         'output = [["note_on", 3], ["control_change", 3, 42], ["control_change", 3, 43, 0, 13]]\n'
     )
     config = write_config(
@@ -164,11 +192,8 @@ def test_serial_midi_bytes_both_ways_and_note_off_on_stop(tmp_path, cable):
             cable.write(bytes([0x12, 0x34]) + bytes(note) + bytes(cc))  # stray data bytes first
             await until(lambda: engine.inputs == 2)
             assert engine.last_input == [1.0, 0.5, 0.0]
-            first = await cable.read(9)  # one answer: note_on and two CCs
-        await asyncio.sleep(0.1)
-        parser = mido.Parser()
-        parser.feed(first + cable.available())
-        sent = list(parser)
+            await cable.read(9)  # one answer: note_on and two CCs
+        sent = await cable.messages(until=lambda sent: sent[-1].type == "note_off")
         assert [m.type for m in sent[:3]] == ["note_on", "control_change", "control_change"]
         assert all(m.channel == 2 for m in sent)
         assert sent[0].velocity == 127
@@ -177,5 +202,39 @@ def test_serial_midi_bytes_both_ways_and_note_off_on_stop(tmp_path, cable):
         notes = [m for m in sent if m.type in ("note_on", "note_off")]
         assert [m.type for m in notes] == ["note_on", "note_off"] * (len(notes) // 2)
         assert all(off.note == on.note for on, off in zip(notes[::2], notes[1::2], strict=True))
+
+    play(scenario())
+
+
+def test_a_device_that_never_ends_its_line_costs_one_line_of_memory(tmp_path, cable):
+    ports = Ports()
+    extra = f'[serial]\nport = "{cable.device}"\n'
+    config = write_config(tmp_path, ports, mode="useronly", extra=extra)
+
+    async def scenario():
+        async with running(config) as engine:
+            channel = engine.channels["serial"]
+            await cable.write_all(b"0.5," * 65536)  # 256 KiB without a newline
+            cable.write(b"\n0.25,0.25,0.25\n")  # the end of it, then a good line
+            await until(lambda: engine.inputs == 1, 10)
+            assert engine.last_input == [0.25, 0.25, 0.25]
+            assert engine.warnings.counts["serial-garbage"] == 1
+            assert len(channel._lines._partial) == 0
+
+    play(scenario())
+
+
+def test_serial_midi_drops_endless_sysex_and_reads_on(tmp_path, cable):
+    ports = Ports()
+    extra = f'[serialmidi]\nport = "{cable.device}"\n{SERIALMIDI_INPUT}'
+    config = write_config(tmp_path, ports, mode="useronly", extra=extra)
+
+    async def scenario():
+        async with running(config) as engine:
+            await cable.write_all(b"\xf0" + b"\x11" * 2**20)  # 1 MiB of SysEx without an end
+            await until(lambda: engine.warnings.counts["serialmidi-sysex"] == 1, 10)
+            cable.write(bytes([0xB0, 42, 127]))  # a status byte ends it; this CC counts
+            await until(lambda: engine.inputs == 1, 10)
+            assert engine.last_input == [0.5, 1.0, 0.5]
 
     play(scenario())

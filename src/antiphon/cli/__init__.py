@@ -66,13 +66,14 @@ def config() -> None:
 @click.argument("file", default="config.toml", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(file: Path) -> None:
     """Check a config.toml as `antiphon run` would (its model too); summarise it."""
-    from antiphon.engine.setup import CHANNEL_SECTIONS, prepare
+    from antiphon.engine.setup import prepare
+    from antiphon.io.registry import SECTIONS
 
     setup = prepare(file, strict=True)
     for warning in setup.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     loaded = setup.config
-    channels = [name for name in CHANNEL_SECTIONS if getattr(loaded, name) is not None]
+    channels = [name for name in SECTIONS if getattr(loaded, name) is not None]
     click.echo(
         f"{file}: OK. mode {loaded.interaction.mode}, dimension {loaded.model.dimension}, "
         f"model {setup.model_name}, channels: {', '.join(channels) or 'none'}"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from antiphon import config as config_module
 from antiphon.config import MODES, Config, ConfigError
 from antiphon.errors import AntiphonError
+from antiphon.io import registry
 
 if TYPE_CHECKING:
     from antiphon.io.channel import Channel
@@ -224,20 +225,12 @@ def _bundled_dimensions() -> str:
     return ", ".join(map(str, found))
 
 
-CHANNEL_SECTIONS = ("osc", "midi", "websocket", "serial", "serialmidi")
-"""Config sections whose presence switches a channel on."""
-LOCAL_CHANNELS = ("command port", "monitor")
-"""Channels made from [webui], always on: see antiphon.io.local."""
-CHANNEL_NAMES = CHANNEL_SECTIONS + LOCAL_CHANNELS
+CHANNEL_NAMES = registry.NAMES
 
 
-def channel_settings(name: str, config: Config) -> object:
+def channel_settings(name: str, config: Config) -> Any:
     """What the channel ``name`` is made from (None when it is not configured)."""
-    if name == "command port":
-        return config.webui.command_port
-    if name == "monitor":
-        return config.webui.monitor_port
-    return getattr(config, name)
+    return getattr(config, registry.section(name), None)
 
 
 def build_channels(config: Config) -> dict[str, Channel]:
@@ -249,38 +242,7 @@ def build_channels(config: Config) -> dict[str, Channel]:
 def build_channel(name: str, config: Config) -> Channel | None:
     """The channel called ``name``, or None if the config does not switch it on. Each
     channel's module is imported only when it is used."""
-    from antiphon.io import local
-
-    if name == "command port":
-        return local.CommandPort(config.webui.command_port)
-    if name == "monitor":
-        return local.Monitor(config.webui.monitor_port)
-    table: Any = getattr(config, name)
+    table = channel_settings(name, config)
     if table is None:
         return None
-    return section_channel(name, dataclasses.replace(table))  # never sees later edits
-
-
-def section_channel(section: str, table: Any) -> Channel:
-    """The channel for one config section's settings."""
-    if section == "osc":
-        from antiphon.io.osc import OSCChannel
-
-        return OSCChannel(table)
-    if section == "websocket":
-        from antiphon.io.websocket import WebSocketChannel
-
-        return WebSocketChannel(table)
-    if section == "serial":
-        from antiphon.io.serial import SerialChannel
-
-        return SerialChannel(table)
-    if section == "serialmidi":
-        from antiphon.io.serialmidi import SerialMIDIChannel
-
-        return SerialMIDIChannel(table)
-    if section == "midi":
-        from antiphon.io.midi import MIDIChannel
-
-        return MIDIChannel(table)
-    raise ValueError(f"no channel for [{section}]")
+    return registry.build(name, dataclasses.replace(table))  # later edits stay unseen

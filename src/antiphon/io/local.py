@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from antiphon.config import WebUIConfig
 from antiphon.errors import AntiphonError
 from antiphon.io import osc
 from antiphon.io.channel import Channel, Inputs
@@ -24,21 +25,21 @@ LOCALHOST = "127.0.0.1"
 class CommandPort(Channel):
     name = "command port"
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, config: WebUIConfig) -> None:
+        self.server_port = config.command_port
         self._server: asyncio.DatagramTransport | None = None
         self._problem: str | None = None
 
-    async def open(self, inputs: Inputs) -> None:
+    async def _open(self, inputs: Inputs) -> None:
         try:
             self._server = await osc.listen(
-                inputs, LOCALHOST, self.port, self.name, accept_interface=False
+                inputs, LOCALHOST, self.server_port, self.name, accept_interface=False
             )
         except AntiphonError as exc:
             self._problem = str(exc)
             inputs.warn("command-port", f"commands from the web UI will not work: {exc}")
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.get_protocol().closed  # the port is free once this is done
@@ -46,33 +47,35 @@ class CommandPort(Channel):
 
     @property
     def state(self) -> str:
-        return f"not listening: {self._problem}" if self._problem else f"in {LOCALHOST}:{self.port}"
+        if self._problem:
+            return f"not listening: {self._problem}"
+        return f"in {LOCALHOST}:{self.server_port}"
 
 
 class Monitor(Channel):
     name = "monitor"
     echoes_thru = False  # /monitor/out is what the model played, not the performer's echo
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, config: WebUIConfig) -> None:
+        self.client_port = config.monitor_port
         self._sender: osc.Sender | None = None
 
-    async def open(self, inputs: Inputs) -> None:
-        self._sender = await osc.Sender.open(LOCALHOST, self.port)
+    async def _open(self, inputs: Inputs) -> None:
+        self._sender = await osc.Sender.open(LOCALHOST, self.client_port)
 
     def heard(self, values: Sequence[float]) -> None:
         if self._sender is not None:
             self._sender.send(osc.floats("/monitor/in", values))
 
-    def send(self, values: Sequence[float]) -> None:
+    def _send(self, values: Sequence[float]) -> None:
         if self._sender is not None:
             self._sender.send(osc.floats("/monitor/out", values))
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         if self._sender is not None:
             self._sender.close()
             self._sender = None
 
     @property
     def state(self) -> str:
-        return f"out {LOCALHOST}:{self.port}"
+        return f"out {LOCALHOST}:{self.client_port}"

@@ -27,14 +27,16 @@ from typing import Any
 import mido
 
 from antiphon.config import MIDIConfig
-from antiphon.io.channel import Backoff, Channel, Inputs
+from antiphon.io.channel import Channel, Inputs, Reconnect
 from antiphon.io.mapping import Decoder, Encoder, describe, label
+from antiphon.io.midiwire import MAX_SYSEX
 
 WATCH_INTERVAL = 2.0
 """Seconds between checks that open ports are still plugged in."""
 
 MAX_INCOMING = 1024
-"""Messages waiting to cross from rtmidi's thread to the loop at most."""
+"""Messages waiting to cross from rtmidi's thread to the loop at most (each at most
+``MAX_SYSEX`` bytes: longer SysEx is dropped on arrival, so this holds 8 MiB at worst)."""
 
 
 def open_backend() -> Any:
@@ -50,15 +52,16 @@ def find_port(pattern: str, names: Sequence[str]) -> str | None:
 
 
 class _Port:
-    """One configured port (by pattern) and its state."""
+    """One configured port: its ``pattern`` from the config, the ``name`` it was found
+    under, and ``opened``, the open mido port (None while it is missing)."""
 
     def __init__(self, pattern: str, is_input: bool) -> None:
         self.pattern = pattern
         self.is_input = is_input
-        self.port: Any = None
+        self.kind = "input" if is_input else "output"
+        self.opened: Any = None
         self.name: str | None = None
-        self.backoff = Backoff()
-        self.retry: asyncio.TimerHandle | None = None
+        self.reconnect: Reconnect | None = None
 
 
 class MIDIChannel(Channel):
@@ -79,12 +82,14 @@ class MIDIChannel(Channel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._incoming: deque[tuple[str, mido.Message]] = deque(maxlen=MAX_INCOMING)
         self._drain_scheduled = False
+        self._flooded = 0  # messages dropped because the buffer was full (rtmidi's thread)
+        self._oversized = 0  # SysEx messages dropped for length (rtmidi's thread)
         self._sent: dict[tuple[Any, ...], float] = {}
         self._watch: asyncio.TimerHandle | None = None
         self._unavailable: str | None = None
         self.echoes = 0  # messages ignored by feedback protection
 
-    async def open(self, inputs: Inputs) -> None:
+    async def _open(self, inputs: Inputs) -> None:
         self._inputs = inputs
         self._loop = asyncio.get_running_loop()
         try:
@@ -100,7 +105,13 @@ class MIDIChannel(Channel):
             )
             return
         for port in (*self._ins, *self._outs):
-            self._connect(port)
+            port.reconnect = Reconnect(
+                inputs,
+                f"midi {port.kind} {port.pattern}",  # the config's names: a fixed set
+                f"midi: {port.kind} port {port.pattern!r}",
+                lambda port=port: self._connect(port),
+            )
+            port.reconnect.start()
         self._watch = self._loop.call_later(WATCH_INTERVAL, self._check_plugged)
 
     @property
@@ -109,15 +120,14 @@ class MIDIChannel(Channel):
             return f"no MIDI system ({self._unavailable})"
         parts = [
             f"{'in' if p.is_input else 'out'} "
-            f"{p.name if p.port else p.pattern + ' (waiting for it)'}"
+            f"{p.name if p.opened else p.pattern + ' (waiting for it)'}"
             for p in (*self._ins, *self._outs)
         ]
         return ", ".join(parts) or "no ports configured"
 
     # -- ports coming and going -----------------------------------------------------------
-    def _connect(self, port: _Port) -> None:
-        assert self._loop is not None and self._inputs is not None
-        port.retry = None
+    def _connect(self, port: _Port) -> str | None:
+        """Open ``port`` if it is there; what is wrong otherwise."""
         try:
             names = (
                 self._backend.get_input_names()
@@ -125,86 +135,71 @@ class MIDIChannel(Channel):
                 else self._backend.get_output_names()
             )
             name = find_port(port.pattern, names)
-            if name is not None:
-                if port.is_input:
-                    port.port = self._backend.open_input(
-                        name, callback=lambda message, p=port.pattern: self._arrived(p, message)
-                    )
-                else:
-                    port.port = self._backend.open_output(name)
-                port.name = name
-        except Exception as exc:  # a port vanishing between listing and opening
-            name = None
-            problem = str(exc)
-        else:
-            problem = "not connected"
-        kind = "input" if port.is_input else "output"
-        if port.port is not None:
-            if port.backoff.attempts:
-                self._inputs.warn(
-                    f"midi {kind} {port.pattern}", f"midi: {kind} {name} is connected"
+            if name is None:
+                return "not connected"
+            if port.is_input:
+                port.opened = self._backend.open_input(
+                    name, callback=lambda message, p=port.pattern: self._arrived(p, message)
                 )
-            port.backoff.reset()
-            return
-        if port.backoff.attempts == 0:
-            self._inputs.warn(
-                f"midi {kind} {port.pattern}",
-                f"midi: {kind} port {port.pattern!r} is {problem}; retrying in the background "
-                "(everything else keeps playing)",
-            )
-        port.retry = self._loop.call_later(port.backoff.next(), self._connect, port)
+            else:
+                port.opened = self._backend.open_output(name)
+        except Exception as exc:  # a port vanishing between listing and opening
+            return str(exc) or type(exc).__name__
+        port.name = name
+        return None
 
     def _check_plugged(self) -> None:
-        assert self._loop is not None and self._inputs is not None
+        assert self._loop is not None
         try:
             present = set(self._backend.get_input_names()) | set(self._backend.get_output_names())
         except Exception:
             present = set()
         for port in (*self._ins, *self._outs):
-            if port.port is not None and port.name not in present:
-                self._inputs.warn(
-                    f"midi {'input' if port.is_input else 'output'} {port.pattern}",
-                    f"midi: {port.name} was unplugged; waiting for it to come back",
-                )
+            if port.opened is not None and port.name not in present:
                 self._close_port(port)
-                port.retry = self._loop.call_later(port.backoff.next(), self._connect, port)
+                assert port.reconnect is not None
+                port.reconnect.lost(f"{port.name} was unplugged")
         self._watch = self._loop.call_later(WATCH_INTERVAL, self._check_plugged)
 
     def _close_port(self, port: _Port) -> None:
-        if port.port is not None:
+        if port.opened is not None:
             with contextlib.suppress(Exception):
-                port.port.close()
-        port.port = None
-        if port.retry is not None:
-            port.retry.cancel()
-            port.retry = None
+                port.opened.close()
+        port.opened = None
 
     # -- input ------------------------------------------------------------------------------
     def _arrived(self, pattern: str, message: mido.Message) -> None:
         """Called on rtmidi's thread: hand over to the loop, never block, never grow."""
         loop = self._loop
         assert loop is not None
-        try:
-            if len(self._incoming) == MAX_INCOMING:
-                loop.call_soon_threadsafe(self._overflow)
+        if message.type == "sysex" and len(message.data) + 2 > MAX_SYSEX:
+            self._oversized += 1
+        elif len(self._incoming) == MAX_INCOMING:
+            self._flooded += 1
+        else:
             self._incoming.append((pattern, message))
-            if not self._drain_scheduled:
-                self._drain_scheduled = True
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            with contextlib.suppress(RuntimeError):  # the loop has closed: shutting down
                 loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # the loop has closed: we are shutting down
-            pass
-
-    def _overflow(self) -> None:
-        assert self._inputs is not None
-        self._inputs.warn(
-            "midi-flood", "midi: input arrives faster than it can be used; dropped some"
-        )
 
     def _drain(self) -> None:
+        assert self._inputs is not None
         self._drain_scheduled = False
         while self._incoming:
             pattern, message = self._incoming.popleft()
             self.received(pattern, message)
+        flooded, self._flooded = self._flooded, 0
+        if flooded:
+            self._inputs.warn(
+                "midi-flood",
+                f"midi: input arrives faster than it can be used; dropped {flooded} messages",
+            )
+        oversized, self._oversized = self._oversized, 0
+        if oversized:
+            self._inputs.warn(
+                "midi-sysex", f"midi: dropped {oversized} SysEx messages over {MAX_SYSEX} bytes"
+            )
 
     def received(self, pattern: str, message: mido.Message) -> None:
         """One message from the input port configured as ``pattern`` (on the loop)."""
@@ -214,8 +209,8 @@ class MIDIChannel(Channel):
             return
         for out_pattern in self.config.thru_matrix.get(pattern, ()):
             for port in self._outs:
-                if port.pattern == out_pattern and port.port is not None:
-                    port.port.send(message)
+                if port.pattern == out_pattern and port.opened is not None:
+                    self._put(port, message)
         decoder = self._decoders.get(pattern)
         updates = decoder.decode(message) if decoder else []
         if updates:
@@ -226,7 +221,7 @@ class MIDIChannel(Channel):
         return sent is not None and time.monotonic() - sent <= self.config.feedback_threshold
 
     # -- output -----------------------------------------------------------------------------
-    def send(self, values: Sequence[float]) -> None:
+    def _send(self, values: Sequence[float]) -> None:
         remember = self.config.feedback_protection
         now = time.monotonic()
         for port in self._outs:
@@ -234,15 +229,26 @@ class MIDIChannel(Channel):
             if encoder is None:
                 continue
             messages = encoder.encode(values)  # keeps note state even while unplugged
-            if port.port is None:
+            if port.opened is None:
                 continue
             for message in messages:
-                port.port.send(message)
+                self._put(port, message)
                 if remember:
                     self._sent[_key(message)] = now
         if remember and len(self._sent) > 512:
             horizon = now - self.config.feedback_threshold
             self._sent = {k: t for k, t in self._sent.items() if t >= horizon}
+
+    def _put(self, port: _Port, message: mido.Message) -> None:
+        """Send on an open output; one that fails is treated as unplugged."""
+        if port.opened is None:
+            return  # failed earlier in the same batch
+        try:
+            port.opened.send(message)
+        except Exception as exc:  # rtmidi's errors, a port closed under us
+            self._close_port(port)
+            assert port.reconnect is not None
+            port.reconnect.lost(str(exc) or type(exc).__name__)
 
     def describe(self, values: Sequence[float]) -> str | None:
         parts = [
@@ -252,15 +258,17 @@ class MIDIChannel(Channel):
         ]
         return "; ".join(parts) or None
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
         for port in self._outs:
             encoder = self._encoders.get(port.pattern)
-            if port.port is not None and encoder is not None:
+            if port.opened is not None and encoder is not None:
                 for message in encoder.note_offs():
-                    port.port.send(message)
+                    self._put(port, message)
         for port in (*self._ins, *self._outs):
+            if port.reconnect is not None:
+                port.reconnect.cancel()
             self._close_port(port)
 
 

@@ -1,53 +1,42 @@
-"""Open Sound Control over UDP: performer input, played output, commands, monitor.
+"""Open Sound Control over UDP: performer input, played output, commands.
 
 - in on ``[osc].server_ip:server_port``: ``/interface f...`` (the performer's controls)
   and the ``/impsy/...`` commands;
-- out to ``[osc].client_ip:client_port``: ``/impsy f...`` for every played event;
-- commands also on ``127.0.0.1:[webui].command_port`` (localhost only);
-- monitor: ``/monitor/in f...`` and ``/monitor/out f...`` to ``127.0.0.1:[webui].monitor_port``.
+- out to ``[osc].client_ip:client_port``: ``/impsy f...`` for every played event.
 
-python-osc parses and builds the packets; the sockets are asyncio datagram
-endpoints, so receiving a message and playing its answer happen on the engine's loop
-without a thread hop.
+The localhost command port and the monitor stream use the same pieces
+(``antiphon.io.local``).
+
+``oscwire`` reads every received datagram (defensively: a malformed one is dropped,
+counted and reported under the one warning kind ``osc-malformed``) and builds every
+sent one. The sockets are asyncio datagram endpoints, so receiving a message and
+playing its answer happen on the engine's loop without a thread hop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
-import struct
 from collections.abc import Sequence
-
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket, ParseError
 
 from antiphon.config import OSCConfig
 from antiphon.errors import AntiphonError
+from antiphon.io import oscwire
 from antiphon.io.channel import Channel, Inputs
+from antiphon.io.oscwire import floats
 
 INPUT_ADDRESS = "/interface"
 OUTPUT_ADDRESS = "/impsy"
 COMMAND_PREFIX = "/impsy/"
+SHOWN = 60
+"""Characters of a received address quoted in a warning at most."""
+MAX_UNSENT = 64 * 1024
+"""Bytes of outgoing datagrams kept waiting for a busy socket at most."""
 
 
-def message(address: str, values: Sequence[float | int | str]) -> bytes:
+def message(address: str, values: Sequence[oscwire.Argument]) -> bytes:
     """One OSC message as a datagram (floats as 32-bit floats, as Pd expects)."""
-    builder = OscMessageBuilder(address)
-    for value in values:
-        builder.add_arg(value)
-    return builder.build().dgram
-
-
-@functools.cache
-def _float_header(address: str, count: int) -> bytes:
-    return message(address, [0.0] * count)[: -4 * count]
-
-
-def floats(address: str, values: Sequence[float]) -> bytes:
-    """The same datagram as ``message`` for float-only messages, ten times faster:
-    every played event is built this way, so it is on the hot path."""
-    return _float_header(address, len(values)) + struct.pack(f">{len(values)}f", *values)
+    return oscwire.encode(address, values)
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -57,6 +46,7 @@ class _Receiver(asyncio.DatagramProtocol):
         self.inputs = inputs
         self.source = source
         self.accept_interface = accept_interface
+        self.malformed = 0  # datagrams dropped by the parser
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -65,23 +55,25 @@ class _Receiver(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            messages = OscPacket(data).messages
-        except ParseError:
+            messages = oscwire.parse(data)
+        except oscwire.ParseError as exc:
+            self.malformed += 1
             self.inputs.warn(
-                "osc-malformed", f"{self.source}: dropped a malformed OSC packet from {addr[0]}"
+                "osc-malformed",
+                f"{self.source}: dropped a malformed OSC packet from {addr[0]} ({exc})",
             )
             return
-        for timed in messages:
-            address, params = timed.message.address, timed.message.params
+        for address, args in messages:
             if address == INPUT_ADDRESS and self.accept_interface:
-                self.inputs.on_input(self.source, params)
+                self.inputs.on_input(self.source, args)
             elif address.startswith(COMMAND_PREFIX):
-                self.inputs.on_command(address, params, self.source)
+                self.inputs.on_command(address, args, self.source)
             else:
                 self.inputs.warn(
                     f"osc-address {self.source}",
-                    f"{self.source}: ignored OSC message to unknown address {address!r} "
-                    f"(antiphon listens for {INPUT_ADDRESS} and {COMMAND_PREFIX}...)",
+                    f"{self.source}: ignored OSC message to unknown address "
+                    f"{address[:SHOWN]!r} (antiphon listens for {INPUT_ADDRESS} and "
+                    f"{COMMAND_PREFIX}...)",
                 )
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable
@@ -89,11 +81,16 @@ class _Receiver(asyncio.DatagramProtocol):
 
 
 class Sender:
-    """Sends datagrams to one address from an unconnected socket (never blocks)."""
+    """Sends datagrams to one address from an unconnected socket (never blocks).
+
+    When the socket cannot take a datagram asyncio keeps it, without limit; past
+    ``MAX_UNSENT`` bytes kept, datagrams are dropped (and counted in ``dropped``), as
+    the network would drop them."""
 
     def __init__(self, transport: asyncio.DatagramTransport, address: tuple[str, int]) -> None:
         self.transport = transport
         self.address = address
+        self.dropped = 0
 
     @classmethod
     async def open(cls, host: str, port: int) -> Sender:
@@ -104,6 +101,9 @@ class Sender:
         return cls(transport, (host, port))
 
     def send(self, datagram: bytes) -> None:
+        if self.transport.get_write_buffer_size() > MAX_UNSENT:
+            self.dropped += 1
+            return
         self.transport.sendto(datagram, self.address)
 
     def close(self) -> None:
@@ -154,7 +154,7 @@ class OSCChannel(Channel):
         self._server: asyncio.DatagramTransport | None = None
         self._client: Sender | None = None
 
-    async def open(self, inputs: Inputs) -> None:
+    async def _open(self, inputs: Inputs) -> None:
         c = self.config
         self._server = await listen(
             inputs, c.server_ip, c.server_port, self.name, accept_interface=True
@@ -163,16 +163,21 @@ class OSCChannel(Channel):
         self._client = await Sender.open(host, c.client_port)
 
     @property
-    def port(self) -> int:
-        """The port actually listened on (useful when configured as 0)."""
+    def server_port(self) -> int:
+        """The port listened on: ``[osc].server_port``, or the one chosen for 0."""
         assert self._server is not None
         return self._server.get_extra_info("sockname")[1]
 
-    def send(self, values: Sequence[float]) -> None:
-        if self._client is not None:
-            self._client.send(floats(OUTPUT_ADDRESS, values))
+    @property
+    def malformed(self) -> int:
+        """Datagrams dropped as malformed since the channel opened."""
+        return self._server.get_protocol().malformed if self._server is not None else 0
 
-    async def close(self) -> None:
+    def _send(self, values: Sequence[float]) -> None:
+        assert self._client is not None
+        self._client.send(floats(OUTPUT_ADDRESS, values))
+
+    async def _close(self) -> None:
         if self._client is not None:
             self._client.close()
         if self._server is not None:
@@ -182,24 +187,7 @@ class OSCChannel(Channel):
     @property
     def state(self) -> str:
         c = self.config
-        return f"in {c.server_ip}:{c.server_port}, out {c.client_ip}:{c.client_port}"
-
-
-class Monitor:
-    """``/monitor/in`` and ``/monitor/out`` to a localhost port, as IMPSY sends them."""
-
-    def __init__(self, sender: Sender) -> None:
-        self._sender = sender
-
-    @classmethod
-    async def open(cls, port: int) -> Monitor:
-        return cls(await Sender.open("127.0.0.1", port))
-
-    def input(self, values: Sequence[float]) -> None:
-        self._sender.send(floats("/monitor/in", values))
-
-    def output(self, values: Sequence[float]) -> None:
-        self._sender.send(floats("/monitor/out", values))
-
-    def close(self) -> None:
-        self._sender.close()
+        state = f"in {c.server_ip}:{c.server_port}, out {c.client_ip}:{c.client_port}"
+        if self.malformed:
+            state += f", {self.malformed} malformed packets dropped"
+        return state

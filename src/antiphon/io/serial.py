@@ -2,11 +2,14 @@
 
 In: ``0.5,0.25,1.0\\n`` (``\\r\\n`` too; spaces allowed). Out: the same with four
 decimals, as IMPSY writes it. Partial lines wait for their end, garbage bytes and
-unreadable lines are dropped and counted, and a device that disappears (unplugged,
-reset) is reopened with backoff while everything else keeps playing.
+unreadable lines are dropped and counted, a line longer than ``MAX_LINE`` is dropped
+whole (a device that never sends a newline costs at most that much memory), and a
+device that disappears (unplugged, reset) is reopened with backoff while everything
+else keeps playing.
 
-The port is read with the event loop's own reader callback on its file descriptor:
-no thread and no polling.
+``Lines`` and ``parse_line`` are the pure parsers (bytes in, values out); the port is
+read with the event loop's own reader callback on its file descriptor: no thread and
+no polling. ``port`` is the device's path, as in ``[serial].port``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,65 @@ from collections.abc import Sequence
 import serial as pyserial
 
 from antiphon.config import SerialConfig
-from antiphon.io.channel import Backoff, Channel, Inputs
+from antiphon.io.channel import Channel, Inputs, Reconnect
 
 MAX_LINE = 1024
-"""Bytes without a newline after which the buffer is dropped as garbage."""
+"""Bytes in one line at most (a line of 9 values with four decimals is 60)."""
+
+READ_SIZE = 4096
+"""Bytes read from the device at a time."""
+
+SHOWN = 60
+"""Bytes of an unreadable line quoted in a warning at most."""
+
+
+class Lines:
+    """Bytes in, complete lines out (without their newline); never holds more than
+    ``limit`` bytes, dropping longer lines whole and counting them."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self.limit = limit
+        self._partial = bytearray()
+        self._skipping = False  # inside a line already too long: wait for its end
+
+    def feed(self, data: bytes) -> tuple[list[bytes], int]:
+        """The lines completed by ``data``, and how many too-long lines were dropped."""
+        lines: list[bytes] = []
+        dropped = 0
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if self._skipping:
+                self._skipping = False
+            elif len(self._partial) + end - start > self.limit:
+                dropped += 1
+            else:
+                lines.append(bytes(self._partial) + data[start:end])
+            self._partial.clear()
+            start = end + 1
+        if not self._skipping and start < len(data):
+            if len(self._partial) + len(data) - start > self.limit:
+                self._partial.clear()
+                self._skipping = True
+                dropped += 1
+            else:
+                self._partial += data[start:]
+        return lines, dropped
+
+    def clear(self) -> None:
+        """Forget a partial line (it belongs to a connection that is gone)."""
+        self._partial.clear()
+        self._skipping = False
+
+
+def parse_line(line: bytes) -> list[float] | None:
+    """One line's values; None for a blank line; ValueError if it is not numbers."""
+    line = line.strip(b"\r\t\x00 ")
+    if not line:
+        return None
+    try:
+        return [float(part) for part in line.decode("ascii").split(",")]
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError("not comma-separated numbers") from None
 
 
 class SerialDevice(Channel):
@@ -37,48 +95,33 @@ class SerialDevice(Channel):
         self._inputs: Inputs | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serial: pyserial.Serial | None = None
-        self._retry: asyncio.TimerHandle | None = None
-        self._backoff = Backoff()
-        self._problem = "not opened yet"
-        self._closing = False
+        self._reconnect: Reconnect | None = None
 
-    async def open(self, inputs: Inputs) -> None:
+    async def _open(self, inputs: Inputs) -> None:
         self._inputs = inputs
         self._loop = asyncio.get_running_loop()
-        self._connect()
+        self._reconnect = Reconnect(
+            inputs, f"device {self.name}", f"{self.name}: {self.port}", self._connect
+        )
+        self._reconnect.start()
 
     @property
     def state(self) -> str:
         if self._serial is not None:
             return f"open {self.port} at {self.baudrate} baud"
-        return f"waiting for {self.port} ({self._problem})"
+        problem = self._reconnect.problem if self._reconnect else self._phase
+        return f"waiting for {self.port} ({problem})"
 
-    def _connect(self) -> None:
-        self._retry = None
+    def _connect(self) -> str | None:
         try:
             device = pyserial.Serial(self.port, self.baudrate, timeout=0, write_timeout=0)
         except (pyserial.SerialException, OSError, ValueError) as exc:
-            self._wait(f"cannot open it: {_reason(exc)}")
-            return
-        assert self._loop is not None and self._inputs is not None
+            return f"cannot open it: {_reason(exc)}"
+        assert self._loop is not None
         self._serial = device
         self._loop.add_reader(device.fileno(), self._readable)
-        if self._backoff.attempts:
-            self._inputs.warn(f"device {self.name}", f"{self.name}: {self.port} is back")
-        self._backoff.reset()
         self._opened()
-
-    def _wait(self, problem: str) -> None:
-        assert self._loop is not None and self._inputs is not None
-        self._problem = problem
-        delay = self._backoff.next()
-        if self._backoff.attempts == 1:  # say it once; the dashboard shows the state
-            self._inputs.warn(
-                f"device {self.name}",
-                f"{self.name}: {self.port}: {problem}; retrying in the background "
-                "(everything else keeps playing)",
-            )
-        self._retry = self._loop.call_later(delay, self._connect)
+        return None
 
     def _disconnect(self) -> None:
         device, self._serial = self._serial, None
@@ -90,14 +133,13 @@ class SerialDevice(Channel):
 
     def _lost(self, reason: str) -> None:
         self._disconnect()
-        if not self._closing:
-            self._backoff.reset()
-            self._wait(f"lost it: {reason}")
+        if self._reconnect is not None and not self.closed:
+            self._reconnect.lost(reason)
 
     def _readable(self) -> None:
         assert self._serial is not None
         try:
-            data = os.read(self._serial.fileno(), 4096)
+            data = os.read(self._serial.fileno(), READ_SIZE)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -111,7 +153,7 @@ class SerialDevice(Channel):
     def write(self, data: bytes) -> None:
         """Write without blocking; what the device cannot take now is dropped and counted."""
         if self._serial is None:
-            return
+            return  # waiting for the device (said once by the reconnect)
         try:
             written = os.write(self._serial.fileno(), data)
         except BlockingIOError:
@@ -124,10 +166,9 @@ class SerialDevice(Channel):
                 f"overflow {self.name}", f"{self.name}: {self.port} is not reading fast enough"
             )
 
-    async def close(self) -> None:
-        self._closing = True
-        if self._retry is not None:
-            self._retry.cancel()
+    async def _close(self) -> None:
+        if self._reconnect is not None:
+            self._reconnect.cancel()
         self._goodbye()
         self._disconnect()
 
@@ -149,38 +190,32 @@ class SerialChannel(SerialDevice):
 
     def __init__(self, config: SerialConfig) -> None:
         super().__init__(config.port, config.baudrate)
-        self._buffer = b""
+        self._lines = Lines()
 
     def _opened(self) -> None:
-        self._buffer = b""  # whatever was half-received before belongs to nobody
+        self._lines.clear()  # whatever was half-received before belongs to nobody
 
     def _received(self, data: bytes) -> None:
         assert self._inputs is not None
-        *lines, self._buffer = (self._buffer + data).split(b"\n")
-        if len(self._buffer) > MAX_LINE:
+        lines, dropped = self._lines.feed(data)
+        if dropped:
             self._inputs.warn(
                 "serial-garbage",
-                f"serial: dropped {len(self._buffer)} bytes without a line end",
+                f"serial: dropped {dropped} line(s) longer than {MAX_LINE} bytes",
             )
-            self._buffer = b""
-        for raw in lines:
-            line = raw.strip(b"\r\t\x00 ")
-            if line:
-                self._line(line)
+        for line in lines:
+            try:
+                values = parse_line(line)
+            except ValueError:
+                self._inputs.warn(
+                    "serial-garbage",
+                    f"serial: dropped a line that is not comma-separated numbers: {line[:SHOWN]!r}",
+                )
+                continue
+            if values is not None:
+                self._inputs.on_input(self.name, values)
 
-    def _line(self, line: bytes) -> None:
-        assert self._inputs is not None
-        try:
-            values = [float(part) for part in line.decode("ascii").split(",")]
-        except (UnicodeDecodeError, ValueError):
-            self._inputs.warn(
-                "serial-garbage",
-                f"serial: dropped a line that is not comma-separated numbers: {line[:60]!r}",
-            )
-            return
-        self._inputs.on_input(self.name, values)
-
-    def send(self, values: Sequence[float]) -> None:
+    def _send(self, values: Sequence[float]) -> None:
         self.write((",".join(f"{v:.4f}" for v in values) + "\n").encode("ascii"))
 
 
