@@ -21,10 +21,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from impsy import mdrnn  # noqa: E402
-from impsy.tflite_converter import model_to_tflite  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from impsy import mdrnn
+from impsy.tflite_converter import model_to_tflite
 
 
 def mdn_vectors() -> None:
