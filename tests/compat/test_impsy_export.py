@@ -2,8 +2,11 @@
 
 antiphon's own IMPSY reader checks every export here. Whether IMPSY itself computes
 the same MDN outputs from them needs TensorFlow, which antiphon never installs: the
-last test runs IMPSY in a separate virtualenv named by ``ANTIPHON_IMPSY_PYTHON`` (see
-docs/coming-from-impsy.md) and skips without it.
+last test runs IMPSY in a separate virtualenv and skips without one. To run it::
+
+    python3 -m venv build/impsy-venv && build/impsy-venv/bin/pip install impsy==1.2.1
+    ANTIPHON_IMPSY_PYTHON=build/impsy-venv/bin/python .venv/bin/python -m pytest \
+        tests/compat/test_impsy_export.py
 """
 
 import json
