@@ -18,6 +18,7 @@ DATA = Path(__file__).with_name("data")
 FIXTURE = DATA / "random-dim3-xxs-int8.tflite"  # per-axis int8, made by IMPSY 1.2.1
 FIXTURE_SOURCE = DATA / "random-dim3-xxs.safetensors"
 DIM4 = "musicMDRNN-dim4-layers2-units64-mixtures5-scale10"
+DIM9 = "musicMDRNN-dim9-layers2-units64-mixtures5-scale10"
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 needs_litert = pytest.mark.skipif(not HAS_LITERT, reason="LiteRT (the litert extra) is absent")
 
@@ -45,7 +46,7 @@ def steps(model, events) -> np.ndarray:
     [
         ("musicMDRNN-dim2-layers2-units32-mixtures5-scale10", "int8", True),
         (DIM4, "int8", True),
-        ("musicMDRNN-dim9-layers2-units64-mixtures5-scale10", "float32", False),
+        (DIM9, "float32", False),
     ],
 )
 def test_every_impsy_tflite_holds_the_weights_of_its_h5(impsy_dir, stem, storage, flex):
@@ -86,7 +87,7 @@ def test_per_axis_int8_weights_are_dequantised_row_by_row():
 @pytest.mark.parametrize(
     ("name", "tolerance"),
     [
-        ("models/musicMDRNN-dim9-layers2-units64-mixtures5-scale10.tflite", 1e-4),
+        (f"models/{DIM9}.tflite", 1e-4),
         ("conformance/models/conformance-dim3-layers2-units16-mixtures5.tflite", 1e-4),
     ],
 )
@@ -205,3 +206,20 @@ def test_litert_runs_a_graph_the_reader_does_not_know(impsy_dir, tmp_path):
     model = loader.open_model(path, seed=0)
     assert isinstance(model, litert.LiteRTMDRNN)
     assert len(model.generate([0.1, 0.5, 0.5])) == 3
+
+
+def test_operators_wired_wrongly_are_refused(impsy_dir, tmp_path):
+    """Every RESHAPE given no inputs: the graph cannot be followed, and the reader says
+    so instead of failing on an index."""
+    data = bytearray((impsy_dir / "models" / f"{DIM9}.tflite").read_bytes())
+    root = Table.root(bytes(data), b"TFL3")
+    reshape = [i for i, c in enumerate(root.tables(1, 1000)) if c.scalar(3, "<i") == 22]
+    for graph in root.tables(2, 100):
+        for op in graph.tables(3, 10_000):
+            if op.scalar(0, "<I") in reshape:
+                at = op.pos + op.fields[1]
+                struct.pack_into("<I", data, at + struct.unpack_from("<I", data, at)[0], 0)
+    path = tmp_path / "rewired.tflite"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="rewired.tflite"):
+        tflite.read(path)

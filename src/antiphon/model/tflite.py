@@ -57,6 +57,11 @@ MAX_TENSORS = 20_000
 MAX_OPERATORS = 20_000
 MAX_BUFFERS = 100_000
 MAX_RANK = 8
+MAX_LAYERS = 8
+"""IMPSY's deepest preset has 3 LSTM layers."""
+MAX_WEIGHTS = 32 * 2**20
+"""Numbers read as weights, counting each read: a graph cannot make the reader
+dequantise one large tensor over and over."""
 MAX_NAME = 65_536
 
 ADVICE = (
@@ -153,6 +158,7 @@ class _Graph:
         if not self.subgraphs:
             raise FlatBufferError("the model has no subgraphs")
         self.quantised: set[tuple[int, int]] = set()  # weights stored as integers
+        self.weights_left = MAX_WEIGHTS
 
     def constant(self, graph: Subgraph, index: int, depth: int = 0) -> np.ndarray | None:
         """The float32 values of a constant number tensor (dequantised), or None if it
@@ -163,7 +169,7 @@ class _Graph:
         raw = self._bytes(tensor.buffer)
         if raw is None:
             producer = graph.producers.get(index)
-            if producer is not None and producer.code == "DEQUANTIZE" and depth < 2:
+            if producer and producer.code == "DEQUANTIZE" and producer.inputs and depth < 2:
                 return self.constant(graph, producer.inputs[0], depth + 1)  # float16 storage
             return None
         if tensor.type in _NUMBERS:
@@ -183,6 +189,9 @@ class _Graph:
             raise FlatBufferError(
                 f"tensor {tensor.name!r} of shape {tensor.shape} has {len(raw)} bytes of data"
             )
+        self.weights_left -= count
+        if self.weights_left < 0:
+            raise _NotMDRNN(f"it reads more than {MAX_WEIGHTS:,} numbers as weights")
         values = np.frombuffer(raw, dtype, count).reshape(tensor.shape)
         if tensor.type in _QUANTISED:
             self.quantised.add((graph.index, index))
@@ -218,15 +227,15 @@ def read(path: str | Path) -> ModelFile:
     try:
         graph = _Graph(data)
         weights, flex = _weights(graph)
-    except FlatBufferError as exc:
-        raise ModelFileError(
-            f"{path} is not a readable TensorFlow Lite file ({exc}); it may be truncated "
-            f"or corrupt. {ADVICE}"
-        ) from None
     except _NotMDRNN as exc:
         raise ModelFileError(
             f"{path} is a TensorFlow Lite file but not an IMPSY MDRNN antiphon can read: "
             f"{exc}. {ADVICE}"
+        ) from None
+    except (ValueError, IndexError) as exc:  # FlatBufferError, or a graph wired wrongly
+        raise ModelFileError(
+            f"{path} is not a readable TensorFlow Lite file ({exc}); it may be truncated "
+            f"or corrupt. {ADVICE}"
         ) from None
     try:
         weights.check()
@@ -248,7 +257,11 @@ class _NotMDRNN(Exception):
 
 def _weights(graph: _Graph) -> tuple[Weights, bool]:
     main = graph.subgraphs[0]
-    layers = list(_lstm_cells(graph, main, depth=0, seen=set()))
+    layers = []
+    for cell in _lstm_cells(graph, main, depth=0, seen=set()):
+        layers.append(cell)
+        if len(layers) > MAX_LAYERS:
+            raise _NotMDRNN(f"it has more than {MAX_LAYERS} LSTM layers")
     if not layers:
         raise _NotMDRNN("no LSTM cell found (a SPLIT into 4 gates of two matrix products)")
     mus, sigmas, pis = _mdn_head(graph, main)
@@ -275,19 +288,19 @@ def _lstm_cells(graph: _Graph, sub: Subgraph, depth: int, seen: set[int]) -> Ite
 
 def _lstm_cell(graph: _Graph, sub: Subgraph, split: Operator) -> LSTMLayer | None:
     products: list[tuple[np.ndarray, int]] = []  # (weight (4U, in), input tensor)
-    bias: np.ndarray | None = None
+    biases: list[np.ndarray] = []
     for term in _sum_terms(sub, split.inputs[1]):
         value = graph.constant(sub, term)
         op = sub.producers.get(term)
         if value is not None and value.ndim == 1:
-            bias = value if bias is None else bias + value
+            biases.append(value)
         elif op is not None and op.code == "FULLY_CONNECTED" and len(op.inputs) >= 2:
             weight = graph.constant(sub, op.inputs[1])
             if weight is None or weight.ndim != 2:
                 return None
             products.append((weight, op.inputs[0]))
             if len(op.inputs) > 2 and (fc_bias := graph.constant(sub, op.inputs[2])) is not None:
-                bias = fc_bias if bias is None else bias + fc_bias
+                biases.append(fc_bias)
         else:
             return None
     if len(products) != 2:
@@ -296,8 +309,9 @@ def _lstm_cell(graph: _Graph, sub: Subgraph, split: Operator) -> LSTMLayer | Non
     if "TANH" not in gates[2] or any("TANH" in g for g in gates[:2] + gates[3:]):
         raise _NotMDRNN("an LSTM cell's gates are not in Keras' order i, f, g, o")
     four_units = products[0][0].shape[0]
-    if bias is None:
-        bias = np.zeros(four_units, np.float32)
+    if any(b.shape != (four_units,) for b in biases) or products[1][0].shape[0] != four_units:
+        raise _NotMDRNN("an LSTM cell's matrices and bias do not have 4 x units rows")
+    bias = np.sum(biases, axis=0, dtype=np.float32) if biases else np.zeros(four_units)
     kernel, recurrent = _input_and_recurrent(sub, products)
     return LSTMLayer(kernel=kernel.T, recurrent_kernel=recurrent.T, bias=bias)
 
@@ -357,7 +371,7 @@ def _dense_before(graph: _Graph, sub: Subgraph, tensor: int) -> tuple[Dense, boo
                 return None
             tensor = computed[0]
             continue
-        elif op.code not in _PASS_THROUGH:
+        elif op.code not in _PASS_THROUGH or not op.inputs:
             return None
         tensor = op.inputs[0]
     return None
@@ -369,11 +383,11 @@ def _check_inputs(main: Subgraph, layers: list[LSTMLayer]) -> None:
     shapes = [main.tensors[i].shape for i in main.inputs]
     events = [s for s in shapes if len(s) == 3]
     states = [s for s in shapes if len(s) == 2]
-    if events and events[0][-1] != dimension:
+    if len(events) != 1 or events[0][-1] != dimension:
         raise _NotMDRNN(
-            f"its input has {events[0][-1]} values but its first layer reads {dimension}"
+            f"its first LSTM layer reads {dimension} values, but its inputs are {shapes}"
         )
-    if states and (len(states) != 2 * len(layers) or any(s[-1] != units for s in states)):
+    if len(states) != 2 * len(layers) or any(s[-1] != units for s in states):
         raise _NotMDRNN(
             f"it has {len(states)} state inputs, but {len(layers)} LSTM layers of {units} units "
             "were found"
@@ -387,7 +401,7 @@ def _sum_terms(sub: Subgraph, tensor: int, depth: int = 0) -> list[int]:
         return [tensor]
     if op.code == "ADD" and len(op.inputs) == 2:
         return [t for i in op.inputs for t in _sum_terms(sub, i, depth + 1)]
-    if op.code in _PASS_THROUGH:
+    if op.code in _PASS_THROUGH and op.inputs:
         return _sum_terms(sub, op.inputs[0], depth + 1)
     return [tensor]
 
@@ -396,7 +410,7 @@ def _through(sub: Subgraph, tensor: int) -> int:
     """The tensor before any reshapes."""
     for _ in range(8):
         op = sub.producers.get(tensor)
-        if op is None or op.code not in _PASS_THROUGH:
+        if op is None or op.code not in _PASS_THROUGH or not op.inputs:
             break
         tensor = op.inputs[0]
     return tensor
