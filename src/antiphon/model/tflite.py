@@ -4,10 +4,11 @@ A ``.tflite`` file is a FlatBuffer (read by ``flatbuffer.py``) holding subgraphs
 tensors and operators. IMPSY's converter keeps each Keras LSTM layer as a WHILE loop
 whose body subgraph runs one LSTM cell per event; its Flex variant (select TF ops)
 differs only in the TensorList operators around the loops, which plain LiteRT cannot
-run but whose weights are stored like any other. Older files were converted with
-dynamic-range quantisation: the larger matrices are int8 with a scale (and zero
-point), per tensor or per axis; they are dequantised here, so such a model plays its
-own weights to within one quantisation step (about 0.4 % of each tensor's range).
+run but whose weights are stored like any other. Older files, and those IMPSY 1.2
+converts with ``--optimise``, were quantised: the larger matrices are int8 with a
+scale (and zero point), per tensor (older) or per row (newer). They are dequantised
+here, so such a model plays its own weights to within half an int8 step (about 0.2 %
+of each tensor's range).
 
 Which tensor is which is read from the operators, not from tensor names (builtin
 files name their weights ``arith.constant7`` and the like):
