@@ -7,7 +7,7 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from antiphon.model import files, impsy, loader  # noqa: E402
+from antiphon.model import files, impsy  # noqa: E402
 from antiphon.model.files import ModelFileError  # noqa: E402
 from antiphon.model.mdrnn import MDRNN  # noqa: E402
 
@@ -82,15 +82,6 @@ def test_import_writes_an_antiphon_model_that_plays_the_same(impsy_dir, tmp_path
     reproduce_reference(converted.weights, np.load(impsy_dir / "reference-dim4.npz"))
     again = CliRunner().invoke(cli, ["model", "import", str(source)])
     assert again.exit_code == 1 and "already exists" in again.output
-
-
-def test_tflite_that_needs_flex_gives_advice(impsy_dir):
-    path = impsy_dir / "models" / f"{STEM}.tflite"
-    with pytest.raises(ModelFileError, match="Flex delegate") as info:
-        loader.open_model(path)
-    assert ".h5" in str(info.value) and "import" in str(info.value)
-    with pytest.raises(ModelFileError, match="compiled graph"):
-        loader.read_model(path)
 
 
 def test_broken_keras_files_give_clear_errors(tmp_path):

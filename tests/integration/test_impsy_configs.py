@@ -89,11 +89,12 @@ def test_every_impsy_config_starts_and_plays(impsy_dir, tmp_path, bundled):
     assert "no bundled model for dimension 17" in warnings["user-only-example.toml"]
 
 
-def test_tflite_needing_flex_falls_back_with_a_clear_message(impsy_dir, tmp_path, bundled):
+def test_a_flex_tflite_plays_its_own_weights(impsy_dir, tmp_path, bundled):
     tflite = impsy_dir / "models" / "musicMDRNN-dim4-layers2-units64-mixtures5-scale10.tflite"
     config = tmp_path / "config.toml"
     config.write_text(f'[model]\ndimension = 4\nfile = "{tflite}"\n')
     setup = prepare(config)
-    text = " ".join(setup.warnings)
-    assert "Flex" in text or "LiteRT" in text
-    assert setup.model_name == "default-dim4.safetensors (bundled)"
+    assert setup.model_name == tflite.name
+    assert not [w for w in setup.warnings if "model" in w], setup.warnings
+    played, stored = setup.predictor.weights.tensors(), loader.read_model(tflite).weights.tensors()
+    assert all((played[name] == stored[name]).all() for name in stored)

@@ -1,4 +1,4 @@
-"""Commands about model files: inspect, import, test and benchmark."""
+"""Commands about model files: inspect, import, export, test and benchmark."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ def model() -> None:
 def model_info(file: Path) -> None:
     """Print a model's architecture, parameter count and metadata."""
     from antiphon.model import loader
+    from antiphon.model.files import ModelFileError
 
-    if file.suffix == ".tflite":
-        predictor = loader.open_model(file)
-        arch, metadata = predictor.architecture, {"runs_with": "LiteRT"}
-    else:
+    try:
         loaded = loader.read_model(file)
         arch, metadata = loaded.architecture, loaded.metadata
+    except ModelFileError:
+        predictor = loader.open_model(file)  # a .tflite LiteRT runs, or the same error
+        arch, metadata = predictor.architecture, {"runs_with": "LiteRT"}
     shown = {"format", "dimension", "units", "layers", "mixtures", "size"}
     rows = {
         "file": str(file),
@@ -48,13 +49,47 @@ def model_info(file: Path) -> None:
     help="Where to write the antiphon model [default: FILE with .safetensors].",
 )
 def model_import(file: Path, output: Path | None) -> None:
-    """Convert an IMPSY .h5/.keras model into an antiphon .safetensors model."""
+    """Convert an IMPSY .h5/.keras/.tflite model into an antiphon .safetensors model."""
     from antiphon.model import files, loader
 
     loaded = loader.read_model(file)
     output = output or file.with_suffix(files.SUFFIX)
     files.save(output, loaded)
     click.echo(f"wrote {output} ({loaded.architecture.describe()})")
+
+
+@model.command("export")
+@click.argument("file", type=_FILE)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["h5", "keras"]),
+    help="IMPSY file kind [default: from the name given with -o, else h5].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it [default: IMPSY's name for the model, beside FILE].",
+)
+def model_export(file: Path, fmt: str | None, output: Path | None) -> None:
+    """Write a model as an IMPSY 1.2 .h5 or .keras file (IMPSY can then make its .tflite).
+
+    An .h5 whose name ends in .weights.h5 is written in Keras 3's layout, any other .h5
+    in Keras 2's; IMPSY loads both, and a .keras file too.
+    """
+    from antiphon.model import export, loader
+
+    weights = loader.read_model(file).weights
+    arch = weights.architecture
+    if output is None:
+        fmt = fmt or "h5"
+        output = file.with_name(arch.impsy_stem + export.FORMATS[fmt])
+    export.export(weights, output, fmt)
+    click.echo(f"wrote {output} ({arch.describe()})")
+    click.echo("IMPSY loads it with these settings in its config.toml:")
+    for line in export.impsy_config_lines(arch, output):
+        click.echo(f"  {line}")
 
 
 @click.command("test-model")

@@ -1,13 +1,16 @@
-"""IMPSY ``.tflite`` models, run by LiteRT (the ``litert`` extra) when it is installed.
+"""IMPSY ``.tflite`` models run as compiled, by LiteRT (the optional ``litert`` extra).
 
-A ``.tflite`` file holds a compiled graph rather than weights antiphon can read, so it
-is run as it is: inputs ``inputs`` (1, 1, D) and ``state_{h,c}_{i}`` (1, U); outputs the
-MDN vector and the new states. Files converted with TensorFlow's "select ops" need
-the Flex delegate, which only full TensorFlow provides; they are refused with advice.
+antiphon reads the weights of IMPSY's ``.tflite`` files itself (model/tflite.py) and
+plays them with its NumPy network; LiteRT is the second way, for a graph that reader
+does not recognise, and the reference the reader is tested against. The graph is run
+as it is: inputs ``inputs`` (1, 1, D) and ``state_{h,c}_{i}`` (1, U); outputs the MDN
+vector and the new states. Files converted with TensorFlow's "select ops" (Flex)
+need a delegate that LiteRT does not ship; those LiteRT refuses.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,17 +22,17 @@ from antiphon.errors import AntiphonError, needs_extra
 from antiphon.model.files import ModelFileError
 from antiphon.model.mdrnn import Predictor
 from antiphon.model.presets import SCALE_FACTOR, Architecture
-
-ADVICE = (
-    "Use the same model's .h5 or .keras file instead (IMPSY writes them next to the "
-    ".tflite when it trains; `antiphon model import FILE.h5` converts one), or retrain "
-    "it with `antiphon train`."
-)
+from antiphon.model.tflite import ADVICE
 
 
 def needs_flex(path: Path) -> bool:
     """Whether the graph uses TensorFlow ops that plain LiteRT cannot run."""
     return b"Flex" in path.read_bytes()
+
+
+def can_run(path: Path) -> bool:
+    """Whether LiteRT is installed and the file needs nothing LiteRT lacks."""
+    return importlib.util.find_spec("ai_edge_litert") is not None and not needs_flex(path)
 
 
 class LiteRTMDRNN(Predictor):

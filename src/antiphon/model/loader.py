@@ -2,7 +2,9 @@
 
 - ``.safetensors``: antiphon's own format (NumPy only);
 - ``.h5``, ``.hdf5``, ``.keras``: IMPSY/Keras weights (needs h5py, the ``impsy`` extra);
-- ``.tflite``: IMPSY's TensorFlow Lite export, run by LiteRT (the ``litert`` extra).
+- ``.tflite``: IMPSY's TensorFlow Lite export, its weights read from the file (NumPy
+  only); a graph that reader does not understand is run by LiteRT instead when the
+  ``litert`` extra is installed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from antiphon.model import files, impsy
+from antiphon.errors import AntiphonError
+from antiphon.model import files, impsy, tflite
 from antiphon.model.files import ModelFile, ModelFileError
 from antiphon.model.mdrnn import MDRNN, Predictor, Weights
 from antiphon.model.presets import Architecture
@@ -18,23 +21,18 @@ from antiphon.model.presets import Architecture
 if TYPE_CHECKING:
     from antiphon.config import Config
 
-SUFFIXES = (files.SUFFIX, *impsy.SUFFIXES, ".tflite")
+SUFFIXES = (files.SUFFIX, *impsy.SUFFIXES, tflite.SUFFIX)
 
 
 def read_model(path: str | Path) -> ModelFile:
-    """Weights and metadata of an antiphon or IMPSY Keras file."""
+    """Weights and metadata of an antiphon or IMPSY model file."""
     path = Path(path)
     if path.suffix == files.SUFFIX:
         return files.load(path)
     if path.suffix in impsy.SUFFIXES:
         return impsy.read(path)
-    if path.suffix == ".tflite":
-        from antiphon.model.litert import ADVICE
-
-        raise ModelFileError(
-            f"{path}: a .tflite file is a compiled graph, not weights antiphon can convert. "
-            f"It can be played as it is when LiteRT is installed. {ADVICE}"
-        )
+    if path.suffix == tflite.SUFFIX:
+        return tflite.read(path)
     raise ModelFileError(
         f"{path}: unknown model file type {path.suffix or '(no suffix)'}; antiphon reads "
         f"{', '.join(SUFFIXES)}"
@@ -49,14 +47,20 @@ def open_model(
     seed: int | None = None,
 ) -> Predictor:
     """A ready-to-play predictor for any supported model file."""
-    path = Path(path)
-    if path.suffix == ".tflite":
-        if not path.is_file():
-            raise ModelFileError(f"{path}: no such model file")
-        from antiphon.model.litert import LiteRTMDRNN
+    try:
+        weights = read_model(path).weights
+    except ModelFileError as unreadable:
+        path = Path(path)
+        from antiphon.model import litert
 
-        return LiteRTMDRNN(path, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)
-    return MDRNN(read_model(path).weights, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)
+        if path.suffix != tflite.SUFFIX or not path.is_file() or not litert.can_run(path):
+            raise
+        # The same file, run as compiled: LiteRT knows graphs the reader does not.
+        try:
+            return litert.LiteRTMDRNN(path, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)
+        except AntiphonError:
+            raise unreadable from None
+    return MDRNN(weights, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)
 
 
 BUNDLED = Path(__file__).with_name("bundled")
