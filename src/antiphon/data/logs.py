@@ -161,6 +161,8 @@ class LogWriter:
                 self._write(batch)
         if self._fd is not None:
             with contextlib.suppress(OSError):
+                if self._whole == 0 and os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                    self.path.unlink()  # created, then nothing fitted on the disk
                 os.close(self._fd)
 
     def _write(self, batch: list[str]) -> None:
