@@ -154,8 +154,11 @@ def test_a_full_disk_loses_only_what_it_could_not_hold_and_stop_is_clean(tmp_pat
             filler.unlink()  # room again
             play(instrument, 0.5)
             log = recording(instrument)
-            wait_for(lambda: log.exists() and firsts(log) == [0.5] * 5, what="recording again")
-            assert output.has(f"the log {log.name} is being written again (5 events were lost)")
+            wait_for(lambda: log.exists() and firsts(log)[-5:] == [0.5] * 5, what="recording")
+            # the last events before the room was made may have been written after it
+            late = firsts(log).count(0.25)
+            assert firsts(log) == [0.25] * late + [0.5] * 5
+            assert output.has(f"the log {log.name} is being written again ({5 - late} events")
 
             fill(logs)
             # the log's last 4 KB page has room for some; the rest is lost, and then
@@ -169,7 +172,7 @@ def test_a_full_disk_loses_only_what_it_could_not_hold_and_stop_is_clean(tmp_pat
             instrument.process.terminate()
             assert instrument.process.wait(timeout=30) == 0
             assert time.monotonic() - started < 15
-            kept = firsts(log)
+            kept = firsts(log)[late:]
             assert kept[:5] == [0.5] * 5 and 5 < len(kept) < 155 and set(kept[5:]) == {0.75}
             assert not read_log(log).skipped  # whole lines only: failed writes were cut back
     finally:
