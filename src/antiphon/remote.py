@@ -3,11 +3,23 @@
 One ``Instrument`` per address; it logs in when a password is set, carries the CSRF
 token every change needs, and turns failures into messages a workshop can act on
 ("is the Pi connected?", "wrong password") rather than tracebacks.
+
+An instrument is another computer on the network, so what it says is checked like
+any input: a file name it lists becomes a path on this laptop only if it is a plain
+name (no separators, no ``..``, not hidden, the kind's suffix, at most
+``MAX_NAME_BYTES``); others are refused and reported (``/../../../tmp/x.log`` once
+escaped ``--into``). Every answer is read up to a bound (``MAX_JSON``, and per kind
+``MAX_DOWNLOAD``), and a download is written to a new file that is never a symlink
+planted in ``--into``, then renamed onto its name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +30,20 @@ from urllib.parse import quote
 import httpx
 
 from antiphon.data.logs import NAME_PATTERN
+from antiphon.data.npz import MAX_DATASET_BYTES
 from antiphon.errors import AntiphonError
+from antiphon.storage import FILE_MODE
 
 CSRF_COOKIE = "antiphon_csrf"
 KINDS = {"logs": "/api/logs", "datasets": "/api/datasets", "models": "/api/models"}
+SUFFIXES = {"logs": ".log", "datasets": ".npz"}
+"""The suffix a pulled file of each kind must have."""
+MAX_NAME_BYTES = 200
+"""A file name's length at most (file systems allow 255 bytes, and variants add a few)."""
+MAX_JSON = 8 << 20
+"""Bytes of a JSON answer read at most: a listing of 100 000 files fits."""
+MAX_DOWNLOAD = {"logs": 1 << 30, "datasets": MAX_DATASET_BYTES}
+"""Bytes of one pulled file at most: ten hours of a 9-D sensor at 100 Hz is 0.4 GB."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +51,23 @@ class RemoteFile:
     name: str
     size: int
     mtime: float
+
+
+def plain_name(name: object, suffix: str) -> str:
+    """``name`` when it is safe to use as a file name in a folder here; AntiphonError
+    saying what is wrong otherwise."""
+    if not isinstance(name, str):
+        raise AntiphonError(f"a name that is not text: {name!r}")
+    shown = repr(name[:80])
+    if not name or len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
+        raise AntiphonError(f"{shown}: empty, or longer than {MAX_NAME_BYTES} bytes")
+    if any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise AntiphonError(f"{shown}: not a plain file name (separators or control characters)")
+    if name.startswith("."):  # hidden, or . and ..
+        raise AntiphonError(f"{shown}: a hidden or relative name")
+    if not name.endswith(suffix) or name == suffix:
+        raise AntiphonError(f"{shown}: does not end in {suffix}")
+    return name
 
 
 class Instrument:
@@ -50,7 +89,21 @@ class Instrument:
         self.close()
 
     # -- the conversation -------------------------------------------------------------
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, bytes]:
+        """One request; the answer's body read up to ``MAX_JSON`` bytes."""
+        try:
+            request = self._client.build_request(method, path, **kwargs)
+            response = self._client.send(request, stream=True)
+            try:
+                body = _read_at_most(response, MAX_JSON, f"{self.url}{path}")
+            finally:
+                response.close()
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        return response, body
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request carrying the CSRF token; its JSON answer."""
         if not self._ready:
             self._connect()
         headers = {
@@ -58,10 +111,7 @@ class Instrument:
             "accept": "application/json",
             **kwargs.pop("headers", {}),
         }
-        try:
-            response = self._client.request(method, path, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
+        response, body = self._send(method, path, headers=headers, **kwargs)
         if response.status_code == 401:
             raise AntiphonError(
                 f"{self.url} asks for a password: give it with --password (or ANTIPHON_PASSWORD)"
@@ -69,25 +119,26 @@ class Instrument:
                 else f"{self.url} refused the password"
             )
         if response.status_code >= 400:
-            raise AntiphonError(f"{self.url}: {_message(response)}")
-        return response
+            raise AntiphonError(f"{self.url}: {_message(response, body)}")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise AntiphonError(f"{self.url}{path} answered something that is not JSON") from None
 
     def _connect(self) -> None:
-        try:
-            self._client.get("/healthz")  # sets the CSRF cookie
-            if self._password:
-                response = self._client.post(
-                    "/login",
-                    data={
-                        "csrf_token": self._client.cookies.get(CSRF_COOKIE, ""),
-                        "password": self._password,
-                        "next": "/",
-                    },
-                )
-                if response.status_code != 303:
-                    raise AntiphonError(f"{self.url} refused the password")
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
+        self._send("GET", "/healthz")  # sets the CSRF cookie
+        if self._password:
+            response, _ = self._send(
+                "POST",
+                "/login",
+                data={
+                    "csrf_token": self._client.cookies.get(CSRF_COOKIE, ""),
+                    "password": self._password,
+                    "next": "/",
+                },
+            )
+            if response.status_code != 303:
+                raise AntiphonError(f"{self.url} refused the password")
         self._ready = True
 
     def _unreachable(self, exc: httpx.HTTPError) -> AntiphonError:
@@ -98,41 +149,69 @@ class Instrument:
 
     # -- what a workshop does ---------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        return self._request("GET", "/api/status").json()
+        return self._request("GET", "/api/status")
 
-    def files(self, kind: str) -> list[RemoteFile]:
-        entries = self._request("GET", KINDS[kind]).json()
-        return [RemoteFile(e["name"], e["size"], e["mtime"]) for e in entries]
+    def files(self, kind: str) -> tuple[list[RemoteFile], list[str]]:
+        """The files of ``kind`` the instrument lists, and why any entry was refused."""
+        entries = self._request("GET", KINDS[kind])
+        if not isinstance(entries, list):
+            raise AntiphonError(f"{self.url}{KINDS[kind]} is not a list of files")
+        found, refused = [], []
+        for entry in entries:
+            try:
+                found.append(_remote_file(entry, SUFFIXES[kind]))
+            except AntiphonError as exc:
+                refused.append(str(exc))
+        return found, refused
 
-    def download(self, kind: str, name: str, destination: Path) -> Path:
-        """Fetch one file, written under a temporary name and renamed when complete."""
+    def download(self, kind: str, name: str, into: Path) -> Path:
+        """Fetch one file into a new hidden file in ``into`` (never through a symlink),
+        at most ``MAX_DOWNLOAD[kind]`` bytes; returns where it is."""
+        name = plain_name(name, SUFFIXES[kind])
         if not self._ready:
             self._connect()
-        partial = destination.with_name(f".{destination.name}.part")
-        with self._client.stream("GET", f"/{kind}/{quote(name)}/download") as response:
-            if response.status_code >= 400:
-                response.read()
-                raise AntiphonError(f"{self.url}: {_message(response)}")
-            with partial.open("wb") as f:
+        partial = into / f".{name}.pulled"
+        partial.unlink(missing_ok=True)  # a symlink planted there is removed, not followed
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        limit = MAX_DOWNLOAD[kind]
+        try:
+            with (
+                self._client.stream("GET", f"/{kind}/{quote(name)}/download") as response,
+                os.fdopen(os.open(partial, flags, FILE_MODE), "wb") as f,
+            ):
+                if response.status_code >= 400:
+                    body = _read_at_most(response, MAX_JSON, name)
+                    raise AntiphonError(f"{self.url}: {_message(response, body)}")
+                written = 0
                 for chunk in response.iter_bytes():
+                    written += len(chunk)
+                    if written > limit:
+                        raise AntiphonError(
+                            f"{self.url} sent more than {limit >> 20} MB for {name}; not kept"
+                        )
                     f.write(chunk)
-        os.replace(partial, destination)
-        return destination
+        except httpx.HTTPError as exc:
+            partial.unlink(missing_ok=True)
+            raise self._unreachable(exc) from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return partial
 
     def push_model(self, path: Path, *, use: bool) -> str:
         with path.open("rb") as f:
-            created = self._request("POST", "/api/models", files={"file": (path.name, f)}).json()
+            created = self._request("POST", "/api/models", files={"file": (path.name, f)})
         done = "uploaded" if created.get("new", True) else "already has"
         message = f"{done} {created['name']} ({created['architecture']})"
         if use:
-            outcome = self._request("POST", "/api/models/use", json={"name": path.name}).json()
+            outcome = self._request("POST", "/api/models/use", json={"name": path.name})
             message += f"; {outcome.get('flash') or outcome.get('error')}"
         return message
 
     def push_config(self, path: Path, *, apply: bool) -> str:
         outcome = self._request(
             "PUT", "/api/config", params={"apply": "1" if apply else "0"}, content=path.read_bytes()
-        ).json()
+        )
         return outcome.get("flash") or outcome.get("error", "")
 
 
@@ -144,7 +223,10 @@ def new_files(
     for file in remote:
         if since is not None and datetime.fromtimestamp(file.mtime) < since:
             continue
-        if any(local.stat().st_size == file.size for local in _variants(folder, file.name)):
+        if any(
+            _plain_file(local) and local.lstat().st_size == file.size
+            for local in _variants(folder, file.name)
+        ):
             continue
         yield file
 
@@ -155,9 +237,12 @@ def keep(downloaded: Path, folder: Path, name: str) -> Path:
     A file that has grown since the last pull (a log still being written then) replaces
     the shorter copy. A different file with the same name (two instruments began a
     performance in the same second) is kept beside it under the next free variant name.
+    A name taken by something other than a plain file (a symlink) is left alone.
     """
     new = downloaded.read_bytes()
     for local in _variants(folder, name):
+        if not _plain_file(local):
+            continue
         old = local.read_bytes()
         if old == new:
             downloaded.unlink()
@@ -167,17 +252,28 @@ def keep(downloaded: Path, folder: Path, name: str) -> Path:
             return local
     n = 1
     target = folder / name
-    while target.exists():
+    while _taken(target):
         n += 1
         target = folder / _variant(name, n)
     os.replace(downloaded, target)
     return target
 
 
+def _taken(path: Path) -> bool:
+    """Whether anything, a dangling symlink included, has this name."""
+    return os.path.lexists(path)
+
+
+def _plain_file(path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return stat.S_ISREG(path.lstat().st_mode)
+    return False
+
+
 def _variants(folder: Path, name: str) -> list[Path]:
     """``name`` and its numbered variants that exist in ``folder``."""
     found, candidate, n = [], folder / name, 1
-    while candidate.exists():
+    while _taken(candidate):
         found.append(candidate)
         n += 1
         candidate = folder / _variant(name, n)
@@ -194,8 +290,31 @@ def _variant(name: str, n: int) -> str:
     return f"{path.stem}-{n}{path.suffix}"
 
 
-def _message(response: httpx.Response) -> str:
+def _remote_file(entry: object, suffix: str) -> RemoteFile:
+    if not isinstance(entry, dict):
+        raise AntiphonError(f"an entry that is not a file: {str(entry)[:80]!r}")
+    name = plain_name(entry.get("name"), suffix)
+    size, mtime = entry.get("size"), entry.get("mtime")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise AntiphonError(f"{name!r}: its size {size!r} is not a size")
+    if not isinstance(mtime, int | float) or not math.isfinite(mtime) or abs(mtime) > 1e11:
+        raise AntiphonError(f"{name!r}: its time {mtime!r} is not a time")
+    return RemoteFile(name, size, float(mtime))
+
+
+def _read_at_most(response: httpx.Response, limit: int, what: str) -> bytes:
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise AntiphonError(f"{what} answered more than {limit >> 20} MB; not read")
+    return bytes(body)
+
+
+def _message(response: httpx.Response, body: bytes) -> str:
     try:
-        return str(response.json().get("error", response.text))
-    except ValueError:
-        return response.text.strip() or f"HTTP {response.status_code}"
+        answer = json.loads(body)
+        return str(answer.get("error", body.decode(errors="replace")))[:500]
+    except (ValueError, AttributeError):
+        text = body.decode(errors="replace").strip()[:500]
+        return text or f"HTTP {response.status_code}"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -16,6 +21,7 @@ from click.testing import CliRunner
 from peers import Instrument, free_port
 
 from antiphon import config as config_schema
+from antiphon import remote as antiphon_remote
 from antiphon.cli import cli
 from antiphon.data.logs import LogWriter, read_log
 from antiphon.io.osc import message
@@ -235,3 +241,114 @@ def test_pulling_never_loses_a_log(instrument, tmp_path):
     assert variant.read_bytes() == grown and (laptop / "logs" / name).read_bytes() == first
     assert "0 new logs" in remote("--url", url, "pull-logs", cwd=laptop).output
     assert len(list((laptop / "logs").iterdir())) == 3
+
+
+# -- an instrument that lies -------------------------------------------------------------------
+
+GOOD = "2024-06-01T10-00-00-9d-mdrnn.log"
+LINE = b"2024-06-01T10:00:00,interface,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1\n"
+
+
+class Hostile(http.server.BaseHTTPRequestHandler):
+    """Lists names meant to escape --into, and serves whatever is asked for."""
+
+    listing: ClassVar[list] = []
+    body = LINE
+    downloads: ClassVar[list[str]] = []
+
+    def do_GET(self):
+        if self.path == "/api/logs":
+            self._send(json.dumps(self.listing).encode())
+        elif self.path == "/api/datasets":
+            self._send(b"[" + b'"x",' * (3 << 20) + b'"x"]')  # 12 MB of JSON
+        elif self.path.endswith("/download"):
+            self.downloads.append(self.path)
+            self._send(self.body)
+        else:
+            self._send(b'{"ok": true}')
+
+    def _send(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Hostile.downloads = []
+    Hostile.body = LINE
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def entry(name, size=None, mtime=1.7e9):
+    return {"name": name, "size": len(LINE) if size is None else size, "mtime": mtime}
+
+
+def test_names_from_an_instrument_never_leave_into(hostile, tmp_path):
+    escape = tmp_path / "escaped.log"
+    Hostile.listing = [
+        entry(GOOD),
+        entry(f"/../../../..{escape}"),
+        entry("../escaped.log"),
+        entry("..\\escaped.log"),
+        entry("sub/escaped.log"),
+        entry(".hidden.log"),
+        entry(".log"),
+        entry("..log"),
+        entry("a-dataset.npz"),
+        entry("x" * 300 + ".log"),
+        entry("nul\x00.log"),
+        entry("bell\x07.log"),
+        entry(7),
+        entry("negative.log", size=-1),
+        entry("never.log", mtime="yesterday"),
+        "not an entry",
+    ]
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    pulled = remote("--url", hostile, "pull-logs", cwd=laptop, password=None)
+    assert pulled.exit_code == 0, pulled.output
+    assert f"1 new logs into logs ({GOOD})" in pulled.output
+    assert pulled.output.count("refused a name from the instrument") == 10
+    assert "and 5 more names refused" in pulled.output
+    assert [p.name for p in (laptop / "logs").iterdir()] == [GOOD]
+    assert not escape.exists() and {p.name for p in tmp_path.iterdir()} == {"laptop"}
+    assert Hostile.downloads == [f"/logs/{GOOD}/download"]
+
+
+def test_pulling_never_writes_through_a_symlink_in_into(hostile, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    logs = tmp_path / "laptop" / "logs"
+    logs.mkdir(parents=True)
+    (logs / f".{GOOD}.pulled").symlink_to(victim)  # where the download is written
+    (logs / GOOD).symlink_to(victim)  # and the name it is kept under
+    Hostile.listing = [entry(GOOD)]
+    pulled = remote("--url", hostile, "pull-logs", cwd=tmp_path / "laptop", password=None)
+    assert pulled.exit_code == 0, pulled.output
+    assert victim.read_text() == "keep me"
+    variant = logs / GOOD.replace("-9d-", "-2-9d-")
+    assert variant.read_bytes() == LINE and (logs / GOOD).is_symlink()
+    assert stat.S_IMODE(variant.stat().st_mode) == 0o644
+
+
+def test_answers_larger_than_their_bound_are_refused(hostile, tmp_path, monkeypatch):
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    huge = remote("--url", hostile, "pull-datasets", cwd=laptop, password=None)
+    assert huge.exit_code == 1 and "answered more than 8 MB; not read" in huge.output
+    monkeypatch.setitem(antiphon_remote.MAX_DOWNLOAD, "logs", 10_000)
+    Hostile.listing = [entry(GOOD)]
+    Hostile.body = LINE * 1000  # 64 KB where 10 KB is the most a log may be here
+    big = remote("--url", hostile, "pull-logs", cwd=laptop, password=None)
+    assert big.exit_code == 1 and f"sent more than 0 MB for {GOOD}; not kept" in big.output
+    assert list((laptop / "logs").iterdir()) == []

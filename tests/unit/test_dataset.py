@@ -1,14 +1,19 @@
 """Datasets: built from logs, saved without pickle, IMPSY .npz files read safely."""
 
 import io
+import json
 import os
 import pickle
+import stat
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import bombs
 from antiphon.cli import cli
 from antiphon.data import dataset, impsy_npz
 from antiphon.data.logs import write_events
@@ -55,6 +60,34 @@ def test_from_logs_collects_one_dimension_and_summarises(tmp_path, perfs):
     assert summary.dt_percentiles["p50"] == pytest.approx(np.median(data.events[:, 0]), rel=1e-5)
     text = "\n".join(summary.lines())
     assert "1 shorter than 52 events" in text and "rows skipped 1 (1 wrong length)" in text
+
+
+def test_a_bad_value_or_file_costs_only_itself_and_is_named(tmp_path, perfs, monkeypatch):
+    """One value overflowing float32 used to fail the whole build without naming its
+    log; a log that cannot be opened, too."""
+    monkeypatch.chdir(tmp_path)
+    logs = tmp_path / "logs"
+    for p in perfs:
+        write_events(logs, p)
+    odd = logs / "2020-01-01T00-00-01-4d-mdrnn.log"
+    odd.write_text(
+        "2020-01-01T00:00:01,interface,0.1,0.2,0.3\n"
+        "2020-01-01T00:00:02,interface,0.1,1e39,0.3\n"
+        "2020-01-01T00:00:03,interface,0.1,0.2,0.3\n"
+    )
+    gone = logs / "2020-01-01T00-00-02-4d-mdrnn.log"
+    gone.symlink_to(tmp_path / "nowhere.log")
+    collected = dataset.from_logs(logs, 4)
+    assert len(collected.dataset.performances) == 4
+    assert np.isfinite(collected.dataset.events).all()
+    assert collected.notes() == [
+        f"left out {gone.name}: cannot read the log (No such file or directory)",
+        f"skipped rows in {odd.name}: 1 out of range",
+    ]
+    result = CliRunner().invoke(cli, ["dataset", "-D", "4"])
+    assert result.exit_code == 0, result.output
+    assert f"left out {gone.name}" in result.output
+    assert f"skipped rows in {odd.name}: 1 out of range" in result.output
 
 
 def test_from_logs_errors_say_what_to_do(tmp_path):
@@ -188,3 +221,118 @@ def test_truncated_antiphon_dataset_is_an_error(tmp_path, perfs):
     path.write_bytes(path.read_bytes()[:-200])
     with pytest.raises(AntiphonError, match="not a readable"):
         dataset.load(path)
+
+
+# -- files from strangers: bombs, lies and malformed parts -----------------------------------
+
+
+def _peak_rss_loading(path) -> tuple[str, int]:
+    """Load ``path`` in a fresh process: (the error, or "loaded"; peak RSS in MB). The
+    peak is VmHWM: ru_maxrss would include this process's size when it forked."""
+    script = (
+        "import sys\nfrom antiphon.data import dataset\nfrom antiphon.errors import "
+        "AntiphonError\ntry:\n    dataset.load(sys.argv[1]); print('loaded')\n"
+        "except AntiphonError as e:\n    print(e)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(int(hwm.split()[1]) // 1024)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    message, peak = done.stdout.rsplit("\n", 2)[:2]
+    return message, int(peak)
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    path = bombs.dataset_bomb(tmp_path / "bomb.npz")  # 1 MB that unpacks to 1 GB
+    assert path.stat().st_size < 2 * bombs.MB
+    message, peak_mb = _peak_rss_loading(path)
+    assert "events.npy unpacks to 1,024 MB" in message
+    assert peak_mb < 200, message  # nothing was unpacked (NumPy and Python take ~40 MB)
+
+
+def test_a_zip_that_understates_a_size_is_stopped_at_that_size(tmp_path):
+    """``ZipFile.read`` would unpack the whole gigabyte before comparing sizes."""
+    path = tmp_path / "training-dataset-4d.npz"
+    bombs.write_zip(
+        path,
+        [bombs.Member("perfs.npy", bombs.npy_header((1,), "|O"), 1 << 30)],
+        stated_sizes={"perfs.npy": 10_000},
+    )
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo("perfs.npy").file_size == 10_000
+    message, peak_mb = _peak_rss_loading(path)
+    assert "perfs.npy cannot be unpacked (Bad CRC-32" in message and peak_mb < 200
+
+
+def test_an_array_header_promising_more_than_the_data_is_refused(tmp_path):
+    path = tmp_path / "d.npz"
+    info = {"format": "antiphon-dataset", "format_version": 1}
+    np.savez(path, events=np.zeros((8, 4), np.float32), offsets=[0, 8], info=json.dumps(info))
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    header_end = parts["events.npy"].index(b"\n") + 1
+    parts["events.npy"] = bombs.npy_header((30_000_000, 4)) + parts["events.npy"][header_end:]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    with pytest.raises(AntiphonError, match=r"says \(30000000, 4\) float32 but holds 128 bytes"):
+        dataset.load(path)
+
+
+def test_a_pickled_array_over_its_limit_is_refused_before_unpickling(tmp_path):
+    path = tmp_path / "training-dataset-4d.npz"
+    bombs.write_zip(path, [bombs.Member("perfs.npy", bombs.npy_header((1,), "|O"), 100 << 20)])
+    with pytest.raises(AntiphonError, match="pickled array of 100 MB"):
+        dataset.load(path)
+
+
+@pytest.mark.parametrize(
+    "info, message",
+    [
+        (np.array([1, 2, 3]), "info should be a text"),
+        (np.array("[1, 2]"), "info is not a JSON object"),
+        (np.array("{not json"), "info is not a JSON object"),
+        (np.array('{"format": "antiphon-dataset", "format_version": "1"}'), "format_version"),
+    ],
+    ids=["numbers", "a list", "not JSON", "a string version"],
+)
+def test_a_malformed_info_is_one_clear_message_in_the_cli(tmp_path, info, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, events=np.zeros((8, 4), np.float32), offsets=[0, 8], info=info)
+    with pytest.raises(AntiphonError, match=message):
+        dataset.load(path)
+    result = CliRunner().invoke(cli, ["data", "info", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "d.npz" in result.output and isinstance(result.exception, SystemExit)
+
+
+def test_info_fields_of_the_wrong_type_fall_back_to_defaults(tmp_path, perfs):
+    path = tmp_path / "d.npz"
+    data = dataset.Dataset.from_performances(perfs)
+    info = {
+        "format": "antiphon-dataset",
+        "format_version": 1,
+        "names": [1, None, {}],
+        "skipped_rows": ["x"],
+    }
+    np.savez(path, events=data.events, offsets=data.offsets, info=json.dumps(info))
+    loaded = dataset.load(path)
+    assert loaded.names == ["performance 1", "performance 2", "performance 3"]
+    assert loaded.skipped == {}
+
+
+@pytest.mark.parametrize("dimension", [1, 2000])
+def test_a_dataset_of_an_impossible_dimension_is_refused(tmp_path, dimension):
+    path = tmp_path / "d.npz"
+    info = json.dumps({"format": "antiphon-dataset", "format_version": 1})
+    np.savez(path, events=np.zeros((3, dimension), np.float32), offsets=[0, 3], info=info)
+    with pytest.raises(AntiphonError, match=f"has dimension {dimension}"):
+        dataset.load(path)
+
+
+def test_files_antiphon_writes_are_readable_by_everyone(tmp_path, perfs):
+    """Docker: antiphon runs as root, the musician reads the bind-mounted workspace."""
+    path = dataset.save(tmp_path / "d.npz", dataset.Dataset.from_performances(perfs))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -1,11 +1,15 @@
 """antiphon model files: round trip, atomic and never overwritten, clear errors."""
 
 import json
+import os
+import stat
+import time
 
 import numpy as np
 import pytest
 
-from antiphon.model import files
+import bombs
+from antiphon.model import files, impsy
 from antiphon.model.files import ModelFile, ModelFileError
 from antiphon.model.mdrnn import MDRNN, Weights
 from antiphon.model.presets import Architecture
@@ -114,3 +118,38 @@ def test_inconsistent_metadata_or_weights_are_refused(tmp_path, model):
     save_file(tensors, str(newer), metadata=header | {"format_version": "99"})
     with pytest.raises(ModelFileError, match="upgrade antiphon"):
         files.load(newer)
+
+
+def test_models_are_readable_by_everyone_whatever_the_umask(tmp_path, model):
+    """Docker: antiphon runs as root, the musician reads the bind-mounted workspace."""
+    old = os.umask(0o077)
+    try:
+        path = files.save(tmp_path / "m.safetensors", model)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_keras_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    path = bombs.keras_bomb(tmp_path / "bomb.keras")  # 1 MB holding 1 GB of "weights"
+    started = time.monotonic()
+    with pytest.raises(ModelFileError, match="model.weights.h5 unpacks to 1,024 MB"):
+        impsy.read(path)
+    assert time.monotonic() - started < 5  # not unpacked: that alone takes seconds
+
+
+def test_hdf5_arrays_over_the_limit_are_refused_before_they_are_read(tmp_path):
+    """HDF5 compresses too: a chunked array never written is a few bytes on disk and
+    reads as 160 MB of zeros."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"lstm"]
+        group = f.create_group("lstm")
+        group.attrs["weight_names"] = [b"lstm/kernel:0", b"lstm/recurrent_kernel:0", b"lstm/bias:0"]
+        group.create_dataset(
+            "lstm/kernel:0", (40_000, 1_000), "f4", chunks=True, compression="gzip"
+        )
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ModelFileError, match="arrays unpack to more than 128 MB"):
+        impsy.read(path)

@@ -1,5 +1,8 @@
 """Performance logs: IMPSY's format, written without blocking, read without tracebacks."""
 
+import json
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -35,8 +38,12 @@ def test_two_runs_in_the_same_second_get_two_files(tmp_path):
         a.write("interface", [0.1, 0.2])
         b.write("interface", [0.3, 0.4])
     assert a.path != b.path and a.path.exists() and b.path.exists()
-    assert b.path.name == "2024-03-01T12-00-00-2-3d-mdrnn.log"  # still IMPSY's ending
-    assert logs.dimension_from_name(b.path) == 3
+    # whichever file is created second gets the counter, keeping IMPSY's ending
+    assert {a.path.name, b.path.name} == {
+        "2024-03-01T12-00-00-3d-mdrnn.log",
+        "2024-03-01T12-00-00-2-3d-mdrnn.log",
+    }
+    assert logs.dimension_from_name(a.path) == logs.dimension_from_name(b.path) == 3
 
 
 def test_writer_rejects_wrong_length_and_use_after_close(tmp_path):
@@ -48,11 +55,15 @@ def test_writer_rejects_wrong_length_and_use_after_close(tmp_path):
         writer.write("interface", [0.1, 0.2, 0.3])
 
 
+def written(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_each_line_reaches_the_file_while_the_log_is_open(tmp_path):
     with logs.LogWriter(tmp_path, 3) as writer:
         writer.write("interface", [0.5, 0.25])
         deadline = time.monotonic() + 5
-        while "0.25" not in writer.path.read_text() and time.monotonic() < deadline:
+        while "0.25" not in written(writer.path) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert writer.path.read_text().endswith(",interface,0.5,0.25\n")
 
@@ -120,3 +131,130 @@ def test_reader_on_an_empty_or_missing_file(tmp_path):
     assert log.values.shape == (0, 8) and log.events().shape == (0, 9)
     with pytest.raises(Exception, match="cannot read"):
         logs.read_log(tmp_path / "missing.log")
+
+
+# -- the writer against what happens to files: deleted, a full disk ------------------------
+
+
+def test_no_file_is_created_until_the_first_event(tmp_path):
+    with logs.LogWriter(tmp_path, 3) as idle:
+        pass
+    assert not idle.path.exists() and list(tmp_path.iterdir()) == []
+    with logs.LogWriter(tmp_path, 3) as writer:
+        writer.write("interface", [0.5, 0.25])
+    assert writer.path.read_text().endswith(",interface,0.5,0.25\n")
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_a_log_deleted_while_recorded_goes_on_in_a_new_file(tmp_path):
+    heard: list[str] = []
+    with logs.LogWriter(tmp_path, 3, report=heard.append) as writer:
+        writer.write("interface", [0.1, 0.1])
+        wait_for(lambda: writer.written == 1)
+        first = writer.path
+        first.unlink()  # the Logs page or a shell, while antiphon records
+        for i in range(5):
+            writer.write("interface", [0.2, i / 10])
+        wait_for(lambda: writer.written == 6)
+        second = writer.path
+    assert second != first and not first.exists()
+    assert logs.read_log(second).values[:, 1].tolist() == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
+    assert heard == [
+        f"the log {first.name} was deleted while it was recorded; recording goes on in "
+        f"{second.name}"
+    ]
+    assert writer.dropped == 0 and writer.problem is None
+
+
+def test_logs_are_readable_by_everyone_whatever_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        with logs.LogWriter(tmp_path, 3) as writer:
+            writer.write("interface", [0.1, 0.1])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(writer.path.stat().st_mode) == 0o644
+
+
+def test_write_errors_lose_only_their_events_and_recording_resumes(tmp_path):
+    """A file size limit (RLIMIT_FSIZE: EFBIG, as a full disk gives ENOSPC) in a child
+    process: each write past it fails, the thread lives on, the file keeps whole lines
+    only, close() returns, and writing works again once there is room."""
+    script = textwrap.dedent(f"""
+        import json, resource, time
+        from antiphon.data.logs import LogWriter
+        heard = []
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+        w = LogWriter({str(tmp_path)!r}, 3, report=heard.append)
+        def until(condition):
+            deadline = time.monotonic() + 20
+            while not condition() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        for i in range(100):  # about 48 bytes a line: the 21st does not fit
+            w.write("interface", [i / 100, 0.5])
+            until(lambda: w.written + w.dropped > i)
+        failing = w.problem
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        w.write("interface", [0.75, 0.75])
+        until(lambda: w.written + w.dropped == 101)
+        started = time.monotonic()
+        w.close()
+        print(json.dumps({{"path": str(w.path), "failing": failing, "after": w.problem,
+            "written": w.written, "dropped": w.dropped, "heard": heard,
+            "close": time.monotonic() - started}}))
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert "File too large" in outcome["failing"] and outcome["after"] is None
+    assert outcome["written"] + outcome["dropped"] == 101 and outcome["dropped"] >= 79
+    log = logs.read_log(outcome["path"])
+    assert not log.skipped  # no half line where a write failed
+    assert len(log.times) == outcome["written"] and log.values[-1].tolist() == [0.75, 0.75]
+    assert outcome["heard"][0] == outcome["failing"]
+    assert outcome["heard"][1].endswith(f"({outcome['dropped']} events were lost)")
+    assert outcome["close"] < logs.CLOSE_TIMEOUT
+
+
+# -- reading logs from anywhere -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dimension", ["0", "1", "99999999999", "1025"])
+def test_a_name_with_an_impossible_dimension_is_read_by_its_rows(tmp_path, dimension):
+    path = tmp_path / f"2024-01-01T00-00-00-{dimension}d-mdrnn.log"
+    path.write_text(
+        "2024-01-01T00:00:00,interface,0.1,0.2\n2024-01-01T00:00:01,interface,0.3,0.4\n"
+    )
+    assert logs.dimension_from_name(path) is None
+    assert logs.read_log(path).values.shape == (2, 2)
+
+
+def test_values_beyond_float32_are_skipped_not_turned_into_infinity(tmp_path):
+    path = tmp_path / "2024-01-01T00-00-00-3d-mdrnn.log"
+    path.write_text(
+        "2024-01-01T00:00:00,interface,0.1,0.2\n"
+        "2024-01-01T00:00:01,interface,1e39,0.4\n"
+        "2024-01-01T00:00:02,interface,0.5,-3.4e38\n"
+    )
+    log = logs.read_log(path)
+    assert log.skipped == {"out of range": 1}
+    np.testing.assert_allclose(log.values, [[0.1, 0.2], [0.5, -3.4e38]], rtol=1e-6)
+
+
+def test_an_overlong_line_is_skipped_without_reading_it_whole(tmp_path):
+    path = tmp_path / "2024-01-01T00-00-00-3d-mdrnn.log"
+    path.write_text(
+        "2024-01-01T00:00:00,interface,0.1,0.2\n"
+        + "9" * (3 * logs.MAX_LINE)
+        + "\n2024-01-01T00:00:01,interface,0.3,0.4\n"
+    )
+    log = logs.read_log(path)
+    assert log.skipped == {"too long": 1} and len(log.times) == 2

@@ -88,6 +88,8 @@ def dataset(
     )
     empty = f", {len(collected.empty)} without performer events" if collected.empty else ""
     click.echo(f"read {collected.logs} logs from {source}{empty}")
+    for note in collected.notes():
+        click.echo(f"  {note}")
     for line in collected.dataset.summary().lines():
         click.echo(f"  {line}")
     click.echo(f"wrote {path} ({fmt} format)")

@@ -12,6 +12,9 @@ import click
 if TYPE_CHECKING:
     from antiphon.remote import Instrument
 
+MAX_REPORTED = 10
+"""Refused names printed at most per instrument (a hostile one could list millions)."""
+
 _URL_HELP = (
     "An instrument's web address, e.g. antiphon.local:4000; repeat it to act on "
     "several instruments. [default: localhost:4000]"
@@ -89,13 +92,18 @@ def _pull(ctx: click.Context, kind: str, into: Path, since: datetime | None) -> 
 
     into.mkdir(parents=True, exist_ok=True)
     for url, instrument in _instruments(ctx):
-        fresh = list(new_files(instrument.files(kind), into, since))
+        listed, refused = instrument.files(kind)
+        fresh = list(new_files(listed, into, since))
         kept = []
         for file in fresh:
-            partial = instrument.download(kind, file.name, into / f".{file.name}.pulled")
+            partial = instrument.download(kind, file.name, into)
             kept.append(keep(partial, into, file.name).name)
         names = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
         click.echo(f"{url}: {len(fresh)} new {kind} into {into}" + (f" ({names})" if fresh else ""))
+        for reason in refused[:MAX_REPORTED]:
+            click.echo(f"{url}: refused a name from the instrument: {reason}", err=True)
+        if len(refused) > MAX_REPORTED:
+            click.echo(f"{url}: and {len(refused) - MAX_REPORTED} more names refused", err=True)
 
 
 @remote.command("pull-logs")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +23,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from antiphon.data import impsy_npz
-from antiphon.data.logs import INTERFACE, dimension_from_name, read_log, recording_order
+from antiphon.data import impsy_npz, npz
+from antiphon.data.logs import (
+    INTERFACE,
+    MAX_DIMENSION,
+    MIN_DIMENSION,
+    dimension_from_name,
+    read_log,
+    recording_order,
+)
 from antiphon.errors import AntiphonError
+from antiphon.storage import write_atomically
 
 FORMAT = "antiphon-dataset"
 FORMAT_VERSION = 1
@@ -174,6 +181,21 @@ class Collected:
     dataset: Dataset
     logs: int  # log files of this dimension that were read
     empty: list[str]  # of those, the ones without two interface events
+    unreadable: dict[str, str] = field(default_factory=dict)  # log -> why it was left out
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # log -> rows skipped
+
+    def notes(self, most: int = 5) -> list[str]:
+        """What was left out, by log name: a bad row or file costs only itself."""
+        notes = []
+        for name, why in list(self.unreadable.items())[:most]:
+            notes.append(f"left out {name}: {why}")
+        for name, reasons in list(self.skipped.items())[:most]:
+            rows = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+            notes.append(f"skipped rows in {name}: {rows}")
+        hidden = max(0, len(self.unreadable) - most) + max(0, len(self.skipped) - most)
+        if hidden:
+            notes.append(f"and {hidden} more logs like these")
+        return notes
 
 
 def log_dimensions(source: str | Path) -> Counter[int]:
@@ -232,12 +254,21 @@ def from_logs(
             "antiphon to record some, or make synthetic ones with `antiphon data synth`"
         )
     performances, names, empty = [], [], []
+    unreadable: dict[str, str] = {}
+    skipped_by_log: dict[str, dict[str, int]] = {}
     skipped: Counter[str] = Counter()
     for done, path in enumerate(paths, 1):
-        log = read_log(path, dimension)
-        if on_log is not None:
-            on_log(done, len(paths))
+        try:
+            log = read_log(path, dimension)
+        except AntiphonError as exc:  # one unreadable file must not cost the others
+            unreadable[path.name] = str(exc).replace(f"{path}: ", "")
+            continue
+        finally:
+            if on_log is not None:
+                on_log(done, len(paths))
         skipped.update(log.skipped)
+        if log.skipped:
+            skipped_by_log[path.name] = dict(log.skipped)
         events = log.events(INTERFACE)
         if len(events) == 0:
             empty.append(path.name)
@@ -247,9 +278,17 @@ def from_logs(
     if not performances:
         raise AntiphonError(
             f"the {len(paths)} {dimension}d logs in {source} hold no performer events "
-            f"(rows skipped: {dict(skipped) or 'none'})"
+            f"(rows skipped: {dict(skipped) or 'none'}"
+            + (f"; unreadable: {', '.join(unreadable)}" if unreadable else "")
+            + ")"
         )
-    return Collected(Dataset.from_performances(performances, names, skipped), len(paths), empty)
+    return Collected(
+        Dataset.from_performances(performances, names, skipped),
+        len(paths),
+        empty,
+        unreadable,
+        skipped_by_log,
+    )
 
 
 # -- files -------------------------------------------------------------------------------
@@ -257,8 +296,6 @@ def from_logs(
 
 def save(path: str | Path, dataset: Dataset, format: Format = "antiphon") -> Path:
     """Write a dataset atomically (replacing an older one: datasets are rebuilt from logs)."""
-    from antiphon.model.files import write_atomically
-
     path = Path(path)
     if format == "impsy":
         data = impsy_npz.to_bytes(dataset.performances)
@@ -279,57 +316,93 @@ def save(path: str | Path, dataset: Dataset, format: Format = "antiphon") -> Pat
 
 
 def load(path: str | Path) -> Dataset:
-    """Read an antiphon or IMPSY dataset file; never runs code from the file."""
+    """Read an antiphon or IMPSY dataset file; never runs code from the file, and checks
+    every size before it allocates (see ``npz``)."""
     path = Path(path)
     if not path.is_file():
         raise AntiphonError(f"no dataset file {path}: make one with `antiphon dataset`")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise AntiphonError(f"{path} is not a readable .npz dataset ({exc})") from None
-    if f"{impsy_npz.KEY}.npy" in members:
+    with npz.open_archive(path) as archive:
+        members = set(archive.members)
+        if f"{impsy_npz.KEY}.npy" in members:
+            impsy = True
+        elif {"events.npy", "offsets.npy", "info.npy"} <= members:
+            impsy = False
+            events = npz.member(archive, "events").numeric(path)
+            offsets = npz.member(archive, "offsets").numeric(path)
+            info = _info(path, npz.member(archive, "info").text(path))
+        else:
+            raise AntiphonError(
+                f"{path} is neither an antiphon nor an IMPSY dataset (it holds "
+                f"{', '.join(sorted(members)) or 'nothing'})"
+            )
+    if impsy:
         performances = impsy_npz.read(path)
         if not performances:
             raise AntiphonError(f"{path} holds no performances")
+        _check_dimension(path, performances[0].shape[1])
+        for performance in performances:
+            _check_finite(performance, str(path))
         return Dataset.from_performances(
             performances, [f"{path.name}[{i}]" for i in range(len(performances))]
         )
-    if not {"events.npy", "offsets.npy", "info.npy"} <= members:
-        raise AntiphonError(
-            f"{path} is neither an antiphon nor an IMPSY dataset (it holds "
-            f"{', '.join(sorted(members)) or 'nothing'})"
-        )
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            events, offsets = data["events"], data["offsets"]
-            info = json.loads(str(data["info"]))
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise AntiphonError(f"{path} is not a readable dataset ({exc})") from None
-    version = info.get("format_version")
-    if info.get("format") != FORMAT or not isinstance(version, int) or version > FORMAT_VERSION:
-        raise AntiphonError(
-            f"{path} uses dataset format {info.get('format')} {version}; this antiphon reads "
-            f"{FORMAT} up to {FORMAT_VERSION}: upgrade antiphon"
-        )
     ok = (
         events.ndim == 2
-        and events.shape[1] >= 2
         and offsets.ndim == 1
-        and len(offsets) >= 2
+        and offsets.dtype.kind in "iu"
+        and 2 <= len(offsets) <= npz.MAX_PERFORMANCES + 1
         and offsets[0] == 0
         and offsets[-1] == len(events)
-        and bool(np.all(np.diff(offsets) >= 0))
+        and bool(np.all(np.diff(offsets.astype(np.int64)) >= 0))
     )
     if not ok:
         raise AntiphonError(f"{path}: events and offsets do not agree; rebuild the dataset")
+    _check_dimension(path, events.shape[1])
     _check_finite(events, str(path))
-    names = info.get("names") or []
-    if len(names) != len(offsets) - 1:
+    names = info.get("names")
+    if not (
+        isinstance(names, list)
+        and len(names) == len(offsets) - 1
+        and all(isinstance(n, str) for n in names)
+    ):
         names = [f"performance {i + 1}" for i in range(len(offsets) - 1)]
+    skipped = info.get("skipped_rows")
+    if not (
+        isinstance(skipped, dict)
+        and all(isinstance(k, str) and isinstance(v, int) for k, v in skipped.items())
+    ):
+        skipped = {}
     return Dataset(
         events=events.astype(np.float32, copy=False),
         offsets=offsets.astype(np.int64, copy=False),
         names=names,
-        skipped=dict(info.get("skipped_rows") or {}),
+        skipped=dict(skipped),
     )
+
+
+def _info(path: Path, text: str) -> dict[str, Any]:
+    """The ``info`` JSON of an antiphon dataset: its format and version are required."""
+    try:
+        info = json.loads(text)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise AntiphonError(f"{path}: its info is not a JSON object; it is not an antiphon dataset")
+    version = info.get("format_version")
+    if info.get("format") != FORMAT:
+        raise AntiphonError(f"{path} says it is {info.get('format')!r}, not an {FORMAT} file")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise AntiphonError(f"{path}: its format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        raise AntiphonError(
+            f"{path} uses dataset format {version}; this antiphon reads {FORMAT} up to "
+            f"{FORMAT_VERSION}: upgrade antiphon"
+        )
+    return info
+
+
+def _check_dimension(path: Path, dimension: int) -> None:
+    if not MIN_DIMENSION <= dimension <= MAX_DIMENSION:
+        raise AntiphonError(
+            f"{path} has dimension {dimension}; antiphon reads {MIN_DIMENSION} to "
+            f"{MAX_DIMENSION} (dt and at least one control)"
+        )

@@ -9,8 +9,6 @@ metadata is a flat str -> str mapping: every value is JSON-encoded, strings incl
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from antiphon import __version__
 from antiphon.errors import AntiphonError
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import SCALE_FACTOR, Architecture
+from antiphon.storage import write_atomically
 
 FORMAT = "antiphon-mdrnn"
 FORMAT_VERSION = 1
@@ -75,21 +74,6 @@ def save(path: str | Path, model: ModelFile, *, overwrite: bool = False) -> Path
     data = to_bytes(model.weights.tensors(), metadata_header(model.architecture, model.metadata))
     write_atomically(path, data)
     return path
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load(path: str | Path) -> ModelFile:

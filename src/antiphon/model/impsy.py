@@ -12,23 +12,32 @@ D. Keras 3 ``.weights.h5`` and training checkpoints: like C, the MDN under
    ``layers/time_distributed/layer/``, and an ``optimizer/`` group that is ignored.
 
 The architecture is inferred from the array shapes.
+
+A ``.keras`` file is a zip and HDF5 compresses arrays, so both can unpack a
+thousandfold (a 1 MB ``.keras`` bomb took the engine process to 2.1 GB before these
+checks): the zip's sizes are checked before anything is unpacked (``archives``), and
+each array's size before it is read, against ``MAX_WEIGHTS_BYTES``.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from antiphon.archives import Archive, ArchiveError, human
 from antiphon.errors import AntiphonError, needs_extra
 from antiphon.model.files import ModelFile, ModelFileError
 from antiphon.model.mdrnn import Dense, LSTMLayer, Weights
 
 SUFFIXES = (".h5", ".hdf5", ".keras")
+KERAS_WEIGHTS = "model.weights.h5"
+MAX_WEIGHTS_BYTES = 128 << 20
+"""Unpacked weights (and, in checkpoints, optimizer state) at most: IMPSY's largest
+preset, xl, has 21 MB of weights; the web UI takes 64 MB model uploads."""
 
 _KERAS3_LSTM = re.compile(r"(?:^|/)layers/lstm(?:_(\d+))?/cell/vars/(\d+)$")
 _KERAS3_MDN = re.compile(r"(?:^|/)mdn_(mus|sigmas|pi)/vars/(\d+)$")
@@ -43,16 +52,20 @@ def read(path: str | Path) -> ModelFile:
     h5py = _h5py()
     try:
         if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as archive:
-                data = archive.read("model.weights.h5")
+            with Archive(path, MAX_WEIGHTS_BYTES, MAX_WEIGHTS_BYTES, ".keras model") as archive:
+                if KERAS_WEIGHTS not in archive.members:
+                    raise ModelFileError(f"{path} has no {KERAS_WEIGHTS}: not a Keras 3 model")
+                data = archive.read(KERAS_WEIGHTS)
             with h5py.File(io.BytesIO(data), "r") as f:
                 weights, layout = _read_keras3(f), "C (.keras)"
         else:
             with h5py.File(path, "r") as f:
                 weights, layout = _read_h5(f)
+    except ArchiveError as exc:
+        raise ModelFileError(str(exc)) from None
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ModelFileError(
             f"{path} could not be read as an IMPSY model ({type(exc).__name__}: {exc}); "
             "it may be truncated or not a Keras file"
@@ -90,6 +103,26 @@ def _read_h5(f: Any) -> tuple[Weights, str]:
     )
 
 
+class _Budget:
+    """Bytes of arrays read so far from one file, refused past ``MAX_WEIGHTS_BYTES``
+    before the array that would pass it is read."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def read(self, dataset: Any) -> np.ndarray:
+        size = int(np.prod(dataset.shape, dtype=object)) * dataset.dtype.itemsize
+        self.used += size
+        if self.used > MAX_WEIGHTS_BYTES:
+            raise ModelFileError(
+                f"{dataset.file.filename}: its arrays unpack to more than "
+                f"{human(MAX_WEIGHTS_BYTES)}; no IMPSY model is that large"
+            )
+        if dataset.dtype.kind != "f":
+            raise ModelFileError(f"{dataset.name} holds {dataset.dtype}, not weights")
+        return np.asarray(dataset)
+
+
 def _names(attr: Any) -> list[str]:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in attr]
 
@@ -97,10 +130,11 @@ def _names(attr: Any) -> list[str]:
 def _read_keras2(root: Any) -> Weights:
     lstm: list[LSTMLayer] = []
     heads: dict[str, Dense] = {}
+    budget = _Budget()
     for layer_name in _names(root.attrs["layer_names"]):
         group = root[layer_name]
         names = _names(group.attrs.get("weight_names", []))
-        arrays = [np.asarray(group[name]) for name in names]
+        arrays = [budget.read(group[name]) for name in names]
         if len(arrays) == 3 and "recurrent_kernel" in names[1]:
             lstm.append(LSTMLayer(*arrays))
         elif len(arrays) == 6:
@@ -125,15 +159,16 @@ def _mdn_heads(names: list[str], arrays: list[np.ndarray]) -> dict[str, Dense]:
 def _read_keras3(f: Any) -> Weights:
     lstm: dict[int, dict[int, np.ndarray]] = {}
     mdn: dict[str, dict[int, np.ndarray]] = {}
+    budget = _Budget()
 
     def visit(name: str, obj: Any) -> None:
         if name.startswith("optimizer") or not hasattr(obj, "shape"):
             return
         if match := _KERAS3_LSTM.search(name):
-            lstm.setdefault(int(match[1] or 0), {})[int(match[2])] = np.asarray(obj)
+            lstm.setdefault(int(match[1] or 0), {})[int(match[2])] = budget.read(obj)
         elif match := _KERAS3_MDN.search(name):
             head = "pis" if match[1] == "pi" else match[1]
-            mdn.setdefault(head, {})[int(match[2])] = np.asarray(obj)
+            mdn.setdefault(head, {})[int(match[2])] = budget.read(obj)
 
     f.visititems(visit)
     if not lstm or set(mdn) != set(_HEADS):

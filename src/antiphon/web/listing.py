@@ -35,6 +35,7 @@ class LogInfo(FileInfo):
     dimension: int | None
     events: int
     duration: float  # seconds
+    problem: str = ""  # why it could not be read
 
     @property
     def duration_text(self) -> str:
@@ -65,19 +66,21 @@ DATASET_SUFFIXES = (".npz",)
 
 
 def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """Plain files (no hidden ones, no symlinks leaving the folder), newest first."""
+    """Plain files (no hidden ones, no symlinks leaving the folder), newest first; a
+    file deleted while the folder is read is left out, not an error."""
     if not folder.is_dir():
         return []
     base = folder.resolve()
-    found = [
-        p
-        for p in folder.iterdir()
-        if p.suffix in suffixes
-        and not p.name.startswith(".")
-        and p.is_file()
-        and p.resolve().parent == base
-    ]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    found = []
+    for p in folder.iterdir():
+        if p.suffix not in suffixes or p.name.startswith("."):
+            continue
+        try:
+            if p.is_file() and p.resolve().parent == base:
+                found.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    return [p for _, p in sorted(found, key=lambda found: found[0], reverse=True)]
 
 
 def stat(path: Path) -> tuple[int, int]:
@@ -91,13 +94,22 @@ def modified(mtime_ns: int) -> datetime:
 
 
 def performed_at(path: Path) -> datetime | None:
-    """When a performance started, from its IMPSY-style file name."""
+    """When a performance started, from its IMPSY-style file name (if it is a date)."""
     match = logs.NAME_PATTERN.search(path.name)
-    return datetime.strptime(match[1], "%Y-%m-%dT%H-%M-%S") if match else None
+    try:
+        return datetime.strptime(match[1], "%Y-%m-%dT%H-%M-%S") if match else None
+    except ValueError:  # 2024-13-45T...: the pattern's digits are not a date
+        return None
 
 
 def log_infos(folder: Path) -> list[LogInfo]:
-    return [log_info(p) for p in files_in(folder, LOG_SUFFIXES)]
+    infos = []
+    for path in files_in(folder, LOG_SUFFIXES):
+        try:
+            infos.append(log_info(path))
+        except OSError:  # deleted since the folder was read
+            continue
+    return infos
 
 
 def log_info(path: Path) -> LogInfo:
@@ -106,11 +118,16 @@ def log_info(path: Path) -> LogInfo:
 
 @functools.lru_cache(maxsize=4096)
 def _log_info(path: Path, size: int, mtime_ns: int) -> LogInfo:
-    log = logs.read_log(path)
+    when = performed_at(path) or modified(mtime_ns)
+    try:
+        log = logs.read_log(path)
+    except AntiphonError as exc:
+        problem = str(exc).replace(f"{path}: ", "")
+        return LogInfo(path.name, size, when, None, 0, 0.0, problem)
     return LogInfo(
         name=path.name,
         size=size,
-        modified=performed_at(path) or modified(mtime_ns),
+        modified=when,
         dimension=log.dimension,
         events=len(log.times),
         duration=log.duration,

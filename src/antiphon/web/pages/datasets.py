@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from antiphon.data import dataset as datasets
 from antiphon.errors import AntiphonError
-from antiphon.web import listing
+from antiphon.web import listing, uploads
 from antiphon.web.app import WebState, render, state
 from antiphon.web.jobs import Progress
 from antiphon.web.pages.common import (
@@ -58,15 +58,15 @@ def _info(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
 def series(path: Path) -> dict[str, Any]:
     """A dataset as plot data: controls over (pause-shortened) time, thinned evenly."""
     data = datasets.load(path)
-    events = data.events.astype(np.float64)
-    t = np.cumsum(np.minimum(events[:, 0], MAX_GAP))
-    keep = np.linspace(0, len(t) - 1, min(len(t), PLOT_POINTS)).astype(int)
+    events = data.events
+    t = np.cumsum(np.minimum(events[:, 0], MAX_GAP), dtype=np.float64)  # only dt widened
+    kept = np.linspace(0, len(t) - 1, min(len(t), PLOT_POINTS)).astype(int)
     return {
         "name": path.name,
         "dimension": data.dimension,
         "events": len(events),
-        "t": np.round(t[keep], 3).tolist(),
-        "values": np.round(events[keep, 1:].T, 4).tolist(),
+        "t": np.round(t[kept], 3).tolist(),
+        "values": np.round(events[kept, 1:].T.astype(np.float64), 4).tolist(),
         "boundaries": np.round(t[data.offsets[1:-1]], 3).tolist(),
     }
 
@@ -135,7 +135,8 @@ def build_dataset(
         f"Built {path.name}: {summary.performances} performances, {summary.events:,} events "
         f"from {collected.logs} logs"
     )
-    return message, path.name
+    notes = collected.notes(most=3)
+    return message + (f" ({'; '.join(notes)})" if notes else ""), path.name
 
 
 async def start_build(request: Request) -> Response:
@@ -171,15 +172,16 @@ async def upload(request: Request) -> Response:
             409,
         )
     try:
-        summary = (await in_thread(datasets.load, staging)).summary()
+        summary = (await uploads.check("dataset", staging, name))["summary"]
+        await in_thread(uploads.keep, staging, target)
     except AntiphonError as exc:
+        raise Refused(str(exc)) from None
+    finally:
         staging.unlink(missing_ok=True)
-        raise Refused(f"{name} was not kept: {str(exc).replace(str(staging), name)}") from None
-    staging.rename(target)
     return back(
         "/datasets",
-        flash=f"Uploaded {name}: {summary.performances} performances, "
-        f"{summary.events:,} events, dimension {summary.dimension}.",
+        flash=f"Uploaded {name}: {summary['performances']} performances, "
+        f"{summary['events']:,} events, dimension {summary['dimension']}.",
     )
 
 

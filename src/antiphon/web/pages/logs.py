@@ -13,8 +13,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from antiphon.web import listing
-from antiphon.web.app import render, state
+from antiphon.web.app import WebState, render, state
 from antiphon.web.pages.common import back, chosen_files, confirmed_delete, existing, in_thread
+from antiphon.web.security import Refused
 
 
 def _log(request: Request) -> Path:
@@ -22,8 +23,10 @@ def _log(request: Request) -> Path:
 
 
 async def index(request: Request) -> Response:
-    infos = await in_thread(listing.log_infos, state(request).workspace.logs)
-    return render(request, "logs.html", logs=infos)
+    web = state(request)
+    infos = await in_thread(listing.log_infos, web.workspace.logs)
+    live = recording(web)
+    return render(request, "logs.html", logs=infos, recording=live.name if live else None)
 
 
 async def preview(request: Request) -> Response:
@@ -68,9 +71,31 @@ async def archive(request: Request) -> Response:
     )
 
 
+def recording(web: WebState) -> Path | None:
+    """The log the engine in this process is writing (or will create at the next event)."""
+    if web.engine is None:
+        return None
+    live = web.engine.status().get("log")
+    return Path(live).resolve() if live else None
+
+
 async def delete(request: Request) -> Response:
+    """Delete logs, except the one being recorded: refused rather than moving recording
+    to a new file, because deleting it would also throw away the performance so far,
+    which is rarely what someone tidying up meant (stop or restart antiphon first)."""
+    web = state(request)
+
+    def not_the_one_recording(paths: list[Path]) -> None:
+        live = recording(web)
+        if live is not None and live in {p.resolve() for p in paths}:
+            raise Refused(
+                f"{live.name} is being recorded now; it can be deleted once antiphon has "
+                "stopped or restarted (each run records a new log)",
+                409,
+            )
+
     return await confirmed_delete(
-        request, state(request).workspace.logs, "log", listing.LOG_SUFFIXES
+        request, web.workspace.logs, "log", listing.LOG_SUFFIXES, not_the_one_recording
     )
 
 

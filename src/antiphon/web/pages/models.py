@@ -13,7 +13,8 @@ from starlette.routing import Route
 
 from antiphon.errors import AntiphonError
 from antiphon.model.loader import SUFFIXES
-from antiphon.web import listing
+from antiphon.model.presets import Architecture
+from antiphon.web import listing, uploads
 from antiphon.web.app import WebState, render, state
 from antiphon.web.config_file import edit_config
 from antiphon.web.pages.common import (
@@ -70,12 +71,13 @@ async def receive(web: WebState, request: Request) -> tuple[str, Any, bool]:
         _, arch, _ = await in_thread(listing.describe_model, target)
         return name, arch, False
     try:
-        _, arch, _ = await in_thread(listing.describe_model, staging)
+        checked = await uploads.check("model", staging, name)
+        await in_thread(uploads.keep, staging, target)
     except AntiphonError as exc:
+        raise Refused(str(exc)) from None
+    finally:
         staging.unlink(missing_ok=True)
-        raise Refused(f"{name} was not kept: {str(exc).replace(str(staging), name)}") from None
-    staging.rename(target)
-    return name, arch, True
+    return name, Architecture(**checked["architecture"]), True
 
 
 async def download(request: Request) -> Response:
