@@ -206,6 +206,7 @@ class Engine:
             "labels": self.labels(),
             "channels": self.channels.describe(),
             "log": str(self._log.path) if self._log else None,
+            "log_problem": self._log.problem if self._log else None,
             **self.warnings.as_dict(),
         }
 
@@ -479,7 +480,7 @@ class Engine:
         from antiphon.engine.recording import Recorder
 
         assert self._loop is not None
-        self._log = Recorder(self._setup.log_dir, config.model.dimension, self._loop)
+        self._log = Recorder(self._setup.log_dir, config.model.dimension, self._loop, self.warn)
 
     def _close_log(self) -> None:
         if self._log is not None:

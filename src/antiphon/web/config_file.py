@@ -21,8 +21,8 @@ from pathlib import Path
 import tomlkit
 
 from antiphon import config as config_schema
-from antiphon.atomic import write_atomically
 from antiphon.engine.setup import Overrides, prepare
+from antiphon.storage import write_atomically
 
 HISTORY = ".config-history"
 KEEP = 10
