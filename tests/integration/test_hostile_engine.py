@@ -170,3 +170,25 @@ def test_without_the_web_ui_a_config_that_cannot_play_stops_with_its_reason(play
         timeout=60,
     )
     assert done.returncode == 1 and "dimension-4 model" in done.stderr
+
+
+def test_datagrams_the_system_drops_in_a_flood_are_counted_in_the_status(player):
+    instrument = player()
+    instrument.wait_ready()
+    instrument.process.send_signal(signal.SIGSTOP)  # a stall: nothing is read meanwhile
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(20_000):  # more than any receive buffer holds
+                sender.sendto(
+                    message("/interface", [0.5, 0.5, 0.5]), ("127.0.0.1", instrument.osc_port)
+                )
+    finally:
+        instrument.process.send_signal(signal.SIGCONT)
+    instrument.answers()
+    [osc] = [
+        c
+        for c in instrument.http.get("/api/status").json()["engine"]["channels"]
+        if c["name"] == "osc"
+    ]
+    assert osc["dropped"] > 0 and f"{osc['dropped']} datagrams lost" in osc["state"]
+    stops_cleanly(instrument)

@@ -61,6 +61,7 @@ class Channel:
     input_labels: list[str] | None = None  # how this channel names each control
     output_labels: list[str] | None = None
     echoes_thru = True  # input_thru sends the performer's input here too
+    dropped = 0  # inputs lost before antiphon could read them (a UDP flood)
     _phase = "new"  # -> "open" -> "closed"
 
     @property
