@@ -7,6 +7,7 @@ import zipfile
 from datetime import datetime, timedelta
 
 import pytest
+import tomlkit
 from starlette.testclient import TestClient
 
 from antiphon import config as config_schema
@@ -380,6 +381,25 @@ def test_setup_form_makes_a_runnable_config(client):
     assert [m.control for m in loaded.midi.input["nanoKONTROL"]] == [20, 21, 22]
     assert loaded.midi.output["Volca"][0].kind == "note_on"
     assert loaded.serial.port == "/dev/ttyACM0" and len(loaded.websocket.input) == 3
+
+
+def test_setup_form_starts_from_the_config_and_keeps_what_it_does_not_ask(client, workspace):
+    document = tomlkit.parse(workspace.config_path.read_text())
+    document["model"]["file"] = "models/nine.safetensors"
+    document["model"]["sigmatemp"] = 0.33
+    document["webui"]["command_port"] = 4402
+    document["interaction"]["mode"] = "battle"
+    workspace.config_path.write_text(tomlkit.dumps(document))
+    shown = client.get("/config/setup").text
+    assert "<option selected>battle</option>" in shown  # the config's mode
+    form = {"csrf_token": token(client), "mode": "polyphony", "dimension": "9", "osc": "on"}
+    response = client.post("/config/setup", data=form | {"action": "generate"}, headers=HTML)
+    text = html.unescape(re.search(r"<textarea[^>]*>(.*?)</textarea>", response.text, re.S)[1])
+    made = tomlkit.parse(text)
+    assert made["interaction"]["mode"] == "polyphony"  # what the form asked
+    assert made["model"]["file"] == "models/nine.safetensors"  # what it did not ask
+    assert made["model"]["sigmatemp"] == 0.33 and made["webui"]["command_port"] == 4402
+    assert "# callresponse: the model listens" in text  # comments survive
 
 
 def test_setup_form_grows_mapping_rows_with_the_dimension(client):

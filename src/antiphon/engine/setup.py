@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from antiphon import config as config_module
-from antiphon.config import MODES, Config, ConfigError
+from antiphon.config import Config, ConfigError
 from antiphon.errors import AntiphonError
 from antiphon.io import registry
+from antiphon.limits import MODES
 
 if TYPE_CHECKING:
     from antiphon.io.channel import Channel

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from antiphon.config import MODES
 from antiphon.errors import AntiphonError
+from antiphon.limits import MODES
 from antiphon.web.app import WebState, render, state
 from antiphon.web.pages.common import back
 from antiphon.web.security import Refused
