@@ -16,7 +16,6 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
@@ -27,11 +26,11 @@ from antiphon import config as config_schema
 from antiphon.errors import AntiphonError
 from antiphon.web import security
 from antiphon.web.jobs import Jobs
-from antiphon.web.security import MB, Refused
+from antiphon.web.security import MB, Hosts, Refused
+from antiphon.web.sessions import Attempts, Password, Sessions
 from antiphon.workspace import Workspace
 
 STATIC = Path(__file__).with_name("static")
-SECRET_NAME = ".antiphon-web-secret"
 
 UPLOAD_LIMITS = {
     "/models": 64 * MB,
@@ -49,7 +48,10 @@ class WebState:
     workspace: Workspace
     engine: Any | None = None  # an antiphon.engine.Engine when inside `antiphon run`
     started: float = field(default_factory=time.monotonic)
-    password: str | None = None
+    password: Password | None = None
+    hosts: Hosts = field(default_factory=Hosts)
+    sessions: Sessions = field(default_factory=Sessions)
+    attempts: Attempts = field(default_factory=Attempts)
     jobs: Jobs = field(default_factory=Jobs)
 
     def read_config(self) -> config_schema.Config | None:
@@ -60,8 +62,17 @@ class WebState:
             return None
 
     def refresh_password(self) -> None:
+        """Take up ``[webui]``'s password and allowed hosts as saved now; a new password
+        (or none) ends every session. A config that cannot be read changes nothing."""
         loaded = self.read_config()
-        self.password = loaded.webui.password if loaded else self.password
+        if loaded is None:
+            return
+        configured = loaded.webui.password or None
+        if configured != (self.password.configured if self.password else None):
+            self.password = Password(configured) if configured else None
+            self.sessions.end_all()
+        allowed = getattr(loaded.webui, "allowed_hosts", None) or ()
+        self.hosts = Hosts(a for a in allowed if isinstance(a, str))
 
 
 _templates = Environment(
@@ -162,7 +173,6 @@ def create_app(workspace: Workspace, *, engine: Any | None = None) -> Starlette:
 
     web = WebState(workspace=workspace, engine=engine)
     web.refresh_password()
-    secret = security.load_secret(workspace.root / SECRET_NAME)
     routes: list[BaseRoute] = [
         *ROUTES,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -170,16 +180,11 @@ def create_app(workspace: Workspace, *, engine: Any | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(security.HostMiddleware, hosts=lambda: web.hosts),
             Middleware(security.BodyLimitMiddleware, limit_for=_limit_for),
+            Middleware(security.SessionMiddleware, sessions=lambda: web.sessions),
             Middleware(security.CSRFMiddleware),
-            Middleware(
-                SessionMiddleware,
-                secret_key=secret,
-                session_cookie="antiphon_session",
-                same_site="strict",
-                max_age=30 * 24 * 3600,
-            ),
-            Middleware(security.LoginMiddleware, password=lambda: web.password),
+            Middleware(security.LoginMiddleware, password_set=lambda: web.password is not None),
         ],
         exception_handlers={
             Refused: _refused,
