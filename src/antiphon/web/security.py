@@ -144,10 +144,12 @@ class Hosts:
         name = _bare_host(header)
         if not name:
             return False
-        if name in self.names() or (server is not None and name == _bare_host(server[0])):
+        if name in self.names():
             return True
         if not _is_address(name):
             return False
+        if server is not None and name == _bare_host(str(server[0])):
+            return True  # the address this request arrived on
         if name not in self._addresses and time.monotonic() - self._checked > (
             ADDRESSES_CHECKED_EVERY
         ):

@@ -209,6 +209,9 @@ class Attempts:
         self._clock = clock
         self._addresses: OrderedDict[str, _Guesses] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._addresses)
+
     def wait(self, address: str) -> float:
         """Seconds before ``address`` may try again; 0 when it may now."""
         guesses = self._addresses.get(address)
