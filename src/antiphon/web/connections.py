@@ -24,7 +24,9 @@ So: at most ``MAX_CONNECTIONS`` at once (HTTP and WebSocket together), of which
 ``MAX_PER_CLIENT`` from one address; one more is
 answered with a minimal 503 and closed, without reaching the app or uvicorn; every
 connection must complete a request head within ``HEAD_SECONDS`` of opening or of its
-previous response; closing connections are cut after ``CLOSING_SECONDS``; at most
+previous response; a closing connection that sends nothing more for
+``CLOSING_SECONDS`` is cut; each holds at most ``SEND_BUFFER`` in the kernel (a peer
+that stops reading would otherwise pin up to 4 MiB of a Pi's memory); at most
 ``ACCEPT_BATCH`` connections are taken from the kernel per loop turn, the rest wait
 in its listen queue (no descriptor). A "Too many open files" on accept is one
 rate-limited line. All of it together stays far below 1024 descriptors.
@@ -37,6 +39,8 @@ import contextlib
 import functools
 import logging
 import resource
+import socket
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +53,8 @@ MAX_CONNECTIONS = 256  # a workshop's browsers (about 6 each) with room to spare
 MAX_PER_CLIENT = 64  # from one address: one noisy computer cannot take them all
 HEAD_SECONDS = 5.0  # a request head is under 16 KiB: seconds even on a poor Wi-Fi link
 KEEP_ALIVE_SECONDS = 5  # idle between requests (uvicorn's default, named here)
-CLOSING_SECONDS = 10.0  # a closed connection's unread bytes are dropped after this
+CLOSING_SECONDS = 10.0  # a closing connection that sends nothing for this long is cut
+SEND_BUFFER = 128 * 1024  # the kernel's, per connection (Linux doubles it): not 4 MiB
 ACCEPT_BATCH = 64  # per loop turn, and the kernel's listen queue
 REFUSING_AT_ONCE = 64  # refused connections still being told so; more are cut at once
 REFUSED_LINGER = 1.0  # seconds a refused client has to read its 503
@@ -115,9 +120,9 @@ class Gate:
         return functools.partial(GuardedH11Protocol, gate=self)
 
     async def sweep(self, connections: set[Any]) -> None:
-        """Forever: cut connections that have been closing for ``CLOSING_SECONDS``
-        (asyncio waits for a peer that does not read to read, forever)."""
-        closing: dict[Any, float] = {}
+        """Forever: cut connections that are closing and have sent nothing more for
+        ``CLOSING_SECONDS`` (asyncio would wait for a peer that does not read forever)."""
+        closing: dict[Any, tuple[int, float]] = {}  # transport: (unsent bytes, since)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
@@ -126,10 +131,13 @@ class Gate:
             for transport in current:
                 if not transport.is_closing():
                     continue
-                since = closing.setdefault(transport, now)
-                if now - since >= CLOSING_SECONDS:
+                unsent = transport.get_write_buffer_size()
+                before, since = closing.get(transport, (-1, now))
+                if unsent != before:
+                    closing[transport] = (unsent, now)
+                elif now - since >= CLOSING_SECONDS:
                     self.cut += 1
-                    transport.abort()
+                    cut(transport)
             for transport in list(closing):
                 if transport not in current:
                     del closing[transport]
@@ -173,6 +181,10 @@ class GuardedH11Protocol(H11Protocol):
             self._refuse(transport)
             return
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._expect_head()
 
     def data_received(self, data: bytes) -> None:
@@ -218,14 +230,24 @@ class GuardedH11Protocol(H11Protocol):
         self.gate.refused += 1
         self.gate.busy(self.loop)
         if self.gate.refusing >= REFUSING_AT_ONCE:
-            transport.abort()
+            cut(transport)
             return
         self.gate.refusing += 1
         self._lingering = True
         transport.write(BUSY)
         if transport.can_write_eof():
             transport.write_eof()
-        self._deadline = self.loop.call_later(REFUSED_LINGER, transport.abort)
+        self._deadline = self.loop.call_later(REFUSED_LINGER, cut, transport)
+
+
+def cut(transport: asyncio.BaseTransport) -> None:
+    """Close at once, dropping what is unsent: a reset, not a close that the kernel
+    would keep trying to deliver to a peer that does not read (for minutes)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _from(transport: asyncio.Transport, connections: set[Any]) -> int:
