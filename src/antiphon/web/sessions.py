@@ -8,8 +8,9 @@
 - A session is a random token held in memory (its SHA-256, not the token): nothing
   in the cookie is derived from the password, logging out ends it, a new password ends
   them all, and a restart ends them all (a browser then asks for the password again).
-- Each address has ``ATTEMPTS`` wrong passwords a minute; then it waits a minute, and
-  each further lockout doubles the wait, up to ``LONGEST_WAIT``.
+- Each address has one password checked at a time and ``ATTEMPTS`` wrong passwords a
+  minute; then it waits a minute, and each further lockout doubles the wait, up to
+  ``LONGEST_WAIT``.
 """
 
 from __future__ import annotations
@@ -208,6 +209,18 @@ class Attempts:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._addresses: OrderedDict[str, _Guesses] = OrderedDict()
+        self._checking: set[str] = set()
+
+    def begin(self, address: str) -> bool:
+        """Whether ``address`` may have a password checked now: one at a time each, so
+        that guesses sent in parallel meet the limit as surely as guesses in a row."""
+        if address in self._checking or len(self._checking) >= MAX_ADDRESSES:
+            return False
+        self._checking.add(address)
+        return True
+
+    def end(self, address: str) -> None:
+        self._checking.discard(address)
 
     def __len__(self) -> int:
         return len(self._addresses)

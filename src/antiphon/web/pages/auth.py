@@ -28,10 +28,14 @@ async def login(request: Request) -> Response:
     wait = web.attempts.wait(address)
     if wait:
         return _again(request, after, 429, wait, "Too many wrong passwords from this computer.")
+    if not web.attempts.begin(address):
+        return _again(request, after, 429, 1, "A password from this computer is being checked.")
     try:
         right = await web.password.check(str(form.get("password", "")))
     except sessions.Busy:
         return _again(request, after, 503, 5, "Too many people are logging in at once.")
+    finally:
+        web.attempts.end(address)
     if not right:
         web.attempts.wrong(address)
         wrong = "That password is not right."
