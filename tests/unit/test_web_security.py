@@ -280,3 +280,33 @@ def test_the_table_of_addresses_is_bounded():
     for i in range(sessions.MAX_ADDRESSES + 50):
         attempts.wrong(f"10.0.{i // 256}.{i % 256}")
     assert len(attempts) == sessions.MAX_ADDRESSES
+
+
+def test_a_password_set_from_the_web_ui_is_saved_hashed(workspace):
+    app = create_app(workspace)
+    path = workspace.config_path
+    with TestClient(app, base_url=LOCAL) as client:
+        client.get("/config")
+        text = path.read_text().replace('# password = "choose-one"', 'password = "new one"')
+        saved = client.put(
+            "/api/config", content=text, headers={"x-csrf-token": client.cookies["antiphon_csrf"]}
+        )
+        assert saved.status_code == 200
+        stored = path.read_text()
+        assert "new one" not in stored and 'password = "scrypt$n=16384' in stored
+        assert stored.count("#") == text.count("#")  # the comments are kept
+        assert log_in(client, "new one").status_code == 303
+
+
+def test_a_plain_password_kept_as_it_was_stays_plain(workspace):
+    with_password(workspace, "kept")
+    path = workspace.config_path
+    with TestClient(create_app(workspace), base_url=LOCAL) as client:
+        log_in(client, "kept")
+        text = path.read_text().replace("threshold = 0.1 ", "threshold = 0.2 ")
+        assert "threshold = 0.2 " in text
+        saved = client.put(
+            "/api/config", content=text, headers={"x-csrf-token": client.cookies["antiphon_csrf"]}
+        )
+        assert saved.status_code == 200 and path.read_text() == text
+        assert client.get("/api/status").status_code == 200  # still logged in

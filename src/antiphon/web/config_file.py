@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import tomlkit
 
 from antiphon import config as config_schema
 from antiphon.model.files import write_atomically
+from antiphon.web import sessions
 
 BACKUP_SUFFIX = ".bak"
 
@@ -19,8 +21,10 @@ def save_text(path: Path, text: str, client: str | None = None) -> config_schema
     """Write ``text`` as the new config if it is valid; the old file becomes ``.bak``.
 
     Raises ConfigError (and leaves the file untouched) when it is not valid, or when it
-    would lock out ``client``, the address the change came from.
+    would lock out ``client``, the address the change came from. A new web UI password
+    is saved hashed.
     """
+    text = sessions.hash_new_password(text, _password(path))
     checked = config_schema.parse(text, path)
     if client is not None and _remote(client) and _loopback(checked.webui.host):
         raise config_schema.ConfigError(
@@ -40,6 +44,16 @@ def edit_config(path: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> N
     document = tomlkit.parse(text)
     change(document)
     save_text(path, tomlkit.dumps(document))
+
+
+def _password(path: Path) -> str | None:
+    """``[webui] password`` of the config saved at ``path`` now, if any."""
+    try:
+        webui = tomllib.loads(path.read_text(encoding="utf-8")).get("webui", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    password = webui.get("password") if isinstance(webui, dict) else None
+    return password if isinstance(password, str) else None
 
 
 def saved_message(path: Path) -> str:
