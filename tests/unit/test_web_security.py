@@ -310,3 +310,10 @@ def test_a_plain_password_kept_as_it_was_stays_plain(workspace):
         )
         assert saved.status_code == 200 and path.read_text() == text
         assert client.get("/api/status").status_code == 200  # still logged in
+
+
+def test_a_token_with_odd_characters_is_refused_not_an_error(workspace):
+    with TestClient(create_app(workspace), base_url=LOCAL) as client:
+        client.get("/")
+        odd = client.put("/api/config", content="", headers={"x-csrf-token": ("é" * 43).encode()})
+        assert odd.status_code == 403

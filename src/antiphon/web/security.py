@@ -158,9 +158,9 @@ class Hosts:
         return name in self._addresses
 
     def refusal(self, header: str) -> str:
-        name = _bare_host(header) or header[:100]
+        name = _bare_host(header)
         if not name:
-            return "this request names no host (a Host header is required)"
+            return "this request does not name a host: its Host header is missing or invalid"
         return (
             f"This web UI answers only to this computer's own names "
             f"({', '.join(self.names())} and its addresses), not to {name!r}: another "
@@ -259,7 +259,7 @@ class CSRFMiddleware:
                 supplied = request.headers.get(CSRF_HEADER) or await _form_token(scope, receive)
                 if "antiphon.body" in scope:
                     receive = _replay(scope, receive)
-                if unknown or not supplied or not hmac.compare_digest(supplied, token):
+                if unknown or not supplied or not _same(supplied, token):
                     problem = (
                         "missing or wrong CSRF token: reload the page and try again "
                         "(requests from other sites are refused)"
@@ -280,6 +280,12 @@ class CSRFMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+def _same(supplied: str, token: str) -> bool:
+    """Constant-time comparison; ``supplied`` comes from outside and may hold any
+    character (``compare_digest`` refuses non-ASCII strings with an error)."""
+    return hmac.compare_digest(supplied.encode("utf-8", "replace"), token.encode())
 
 
 def csrf_cookie(token: str) -> str:
