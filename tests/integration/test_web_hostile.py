@@ -310,3 +310,19 @@ def test_another_sites_name_cannot_command_the_instrument(answering):
     assert answer.status_code == 421 and "allowed_hosts" in answer.text
     assert answering.http.get("/api/status").json()["engine"]["mode"] == "polyphony"
     assert answering.command("/impsy/mode", "callresponse").status_code == 200  # from here
+
+
+def test_running_out_of_file_descriptors_is_one_line_not_a_traceback_storm(tmp_path):
+    with answering_instrument(tmp_path / "ws") as (answering, said):
+        pid = answering.process.pid
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (100, 100))  # a far smaller machine
+        sources = [f"127.0.0.{i}" for i in range(2, 10)]
+        flood = connect_all(answering.web_port, sources, 300)
+        try:
+            outcomes(flood)  # each one answered, refused or closed in the end
+        finally:
+            for sock in flood:
+                sock.close()
+        assert answering.http.get("/healthz").status_code == 200
+        assert osc_answers(answering) == 20
+    assert 1 <= said[0].count("out of file descriptors") <= 3, said[0]

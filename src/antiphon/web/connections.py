@@ -259,15 +259,13 @@ def _from(transport: asyncio.Transport, connections: set[Any]) -> int:
     return sum(1 for c in connections if c.client and c.client[0] == host)
 
 
-def raise_fd_limit() -> tuple[int, int]:
+def raise_fd_limit() -> None:
     """Raise this process's soft limit on open files toward its hard limit, up to
-    ``FD_CEILING``; returns (before, after). A laptop's default (256 on macOS) is
-    below what the web UI may hold; above 1024 the engine's select() loop would fail
-    instead of refusing."""
+    ``FD_CEILING``. A laptop's default (256 on macOS) is below what the web UI may
+    hold; above 1024 the engine's select() loop would fail instead of refusing."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = FD_CEILING if hard == resource.RLIM_INFINITY else min(hard, FD_CEILING)
     if soft != resource.RLIM_INFINITY and soft < target:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            return soft, target
-    return soft, soft
+            log.debug("open files: soft limit raised from %d to %d", soft, target)
