@@ -197,6 +197,28 @@ def test_request_heads_sent_a_byte_at_a_time_are_cut_off(answering):
     assert said.startswith(b"HTTP/1.1 200")  # the first request was answered
 
 
+def partial_post(port: int, path: str, token: str) -> socket.socket:
+    """A POST that promises 500 kB and sends only its first bytes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nCookie: antiphon_csrf={token}\r\n"
+        f"X-CSRF-Token: {token}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: 500000\r\n\r\ncsrf_token={token}&text=".encode()
+    )
+    return sock
+
+
+def test_request_bodies_that_stop_coming_are_cut_and_abandoned_ones_are_quiet(answering):
+    token = answering.http.cookies["antiphon_csrf"]
+    for path in ("/config", "/api/config", "/logs/delete"):  # abandoned half-way
+        partial_post(answering.web_port, path, token).close()
+    stalled = partial_post(answering.web_port, "/config", token)
+    with stalled:
+        stalled.settimeout(connections.BODY_IDLE_SECONDS * 3)
+        assert stalled.recv(4096) == b""  # closed by the server, not by this test
+    assert answering.http.get("/healthz").status_code == 200  # and no traceback printed
+
+
 def websocket_without_reading(port: int, source: str) -> tuple[socket.socket, bytes]:
     """A live page that completes the handshake and then never reads."""
     sock = socket.socket()

@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
@@ -156,6 +156,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_response(request, message, exc.status_code)
 
 
+async def _gone(request: Request, exc: Exception) -> Response:
+    """The client went away before its request was read: nobody to answer, nothing
+    to report (an upload cancelled, or a request body that stopped coming)."""
+    return Response(status_code=400)
+
+
 async def _antiphon_error(request: Request, exc: Exception) -> Response:
     return _error_response(request, str(exc), 400)
 
@@ -190,6 +196,7 @@ def create_app(workspace: Workspace, *, engine: Any | None = None) -> Starlette:
             Refused: _refused,
             HTTPException: _http_error,
             AntiphonError: _antiphon_error,
+            ClientDisconnect: _gone,
         },
     )
     app.state.web = web

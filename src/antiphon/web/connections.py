@@ -24,7 +24,8 @@ So: at most ``MAX_CONNECTIONS`` at once (HTTP and WebSocket together), of which
 ``MAX_PER_CLIENT`` from one address; one more is
 answered with a minimal 503 and closed, without reaching the app or uvicorn; every
 connection must complete a request head within ``HEAD_SECONDS`` of opening or of its
-previous response; a closing connection that sends nothing more for
+previous response, and a request body that stops coming for ``BODY_IDLE_SECONDS``
+is cut; a closing connection that sends nothing more for
 ``CLOSING_SECONDS`` is cut; each holds at most ``SEND_BUFFER`` in the kernel (a peer
 that stops reading would otherwise pin up to 4 MiB of a Pi's memory); at most
 ``ACCEPT_BATCH`` connections are taken from the kernel per loop turn, the rest wait
@@ -52,6 +53,7 @@ log = logging.getLogger("antiphon")
 MAX_CONNECTIONS = 256  # a workshop's browsers (about 6 each) with room to spare
 MAX_PER_CLIENT = 64  # from one address: one noisy computer cannot take them all
 HEAD_SECONDS = 5.0  # a request head is under 16 KiB: seconds even on a poor Wi-Fi link
+BODY_IDLE_SECONDS = 30.0  # a request body that stops coming (not held back by us) is cut
 KEEP_ALIVE_SECONDS = 5  # idle between requests (uvicorn's default, named here)
 CLOSING_SECONDS = 10.0  # a closing connection that sends nothing for this long is cut
 SEND_BUFFER = 128 * 1024  # the kernel's, per connection (Linux doubles it): not 4 MiB
@@ -165,12 +167,15 @@ class Gate:
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a connection cap and a request-head deadline."""
+    """uvicorn's HTTP/1.1 protocol with a connection cap, a request-head deadline and
+    a request-body idle timeout."""
 
     def __init__(self, *args: Any, gate: Gate, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gate = gate
         self._deadline: asyncio.TimerHandle | None = None
+        self._body_check: asyncio.TimerHandle | None = None
+        self._body_seen = 0.0  # when the body last moved on
         self._refused = False  # answered 503; never reaches uvicorn's own handling
         self._lingering = False  # ... and still being read, so that it can read the 503
 
@@ -193,6 +198,10 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # a whole head has arrived
             self._cancel_deadline()
+        if self.conn.their_state is h11.SEND_BODY:
+            self._body_seen = self.loop.time()
+            if self._body_check is None:
+                self._body_check = self.loop.call_later(BODY_IDLE_SECONDS, self._body_idle)
 
     def eof_received(self) -> bool | None:
         return False if self._refused else super().eof_received()
@@ -204,6 +213,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        if self._body_check is not None:
+            self._body_check.cancel()
         if self._lingering:
             self.gate.refusing -= 1
         if not self._refused:
@@ -218,6 +229,22 @@ class GuardedH11Protocol(H11Protocol):
         if not self.transport.is_closing():
             self.gate.timed_out += 1
             self.transport.close()  # nothing was said: nothing to answer
+
+    def _body_idle(self) -> None:
+        """Cut a request whose body has stopped coming, unless it is antiphon that is
+        not reading it yet (then the client is waiting for us, not we for it)."""
+        self._body_check = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:
+            self._body_seen = now
+        idle = now - self._body_seen
+        if idle >= BODY_IDLE_SECONDS:
+            self.gate.timed_out += 1
+            self.transport.close()  # the app hears a disconnect
+        else:
+            self._body_check = self.loop.call_later(BODY_IDLE_SECONDS - idle, self._body_idle)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
