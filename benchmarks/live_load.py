@@ -156,15 +156,14 @@ async def run(root: Path, clients: int, rate: int, seconds: float) -> str:
             quiet_end = time.monotonic()
             took_read: list[bool] = []
             took_stalled: list[bool] = []
-            readers, stalling = [], []
-            for i in range(clients):  # alternately, so both kinds meet the web UI's limits
+            readers, stalled = [], []
+            for i in range(clients):  # one after the other, alternately
                 if i % 2:
-                    stalling.append(asyncio.create_task(non_reader(host, port, i, took_stalled)))
+                    stalled.append(await non_reader(host, port, i, took_stalled))
                 else:
                     readers.append(asyncio.create_task(reader(ws_url, i, took_read)))
-            stalled = await asyncio.gather(*stalling)
-            while len(took_read) < len(readers):
-                await asyncio.sleep(0.05)
+                    while len(took_read) < len(readers):
+                        await asyncio.sleep(0.01)
             cpu = engine.cpu_times()
             flood_start = time.monotonic()
             flooder = subprocess.Popen(
