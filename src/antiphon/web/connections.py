@@ -79,12 +79,10 @@ class Throttled:
 
     def __init__(self, message: str) -> None:
         self.message = message
-        self.count = 0
         self._next = 0.0
         self._unreported = 0
 
     def __call__(self, loop: asyncio.AbstractEventLoop, detail: object = "") -> None:
-        self.count += 1
         self._unreported += 1
         now = loop.time()
         if now < self._next:
@@ -99,12 +97,10 @@ class Throttled:
 
 @dataclass
 class Gate:
-    """What the connections of one server share: counts and rate-limited reports."""
+    """What the connections of one server share: how many are being refused, and the
+    rate-limited reports."""
 
     refusing: int = 0
-    refused: int = 0
-    timed_out: int = 0
-    cut: int = 0
     busy: Throttled = field(
         default_factory=lambda: Throttled(
             f"web UI: refused connections beyond {MAX_CONNECTIONS} at once "
@@ -138,7 +134,6 @@ class Gate:
                 if unsent != before:
                     closing[transport] = (unsent, now)
                 elif now - since >= CLOSING_SECONDS:
-                    self.cut += 1
                     cut(transport)
             for transport in list(closing):
                 if transport not in current:
@@ -227,7 +222,6 @@ class GuardedH11Protocol(H11Protocol):
     def _head_timed_out(self) -> None:
         self._deadline = None
         if not self.transport.is_closing():
-            self.gate.timed_out += 1
             self.transport.close()  # nothing was said: nothing to answer
 
     def _body_idle(self) -> None:
@@ -241,7 +235,6 @@ class GuardedH11Protocol(H11Protocol):
             self._body_seen = now
         idle = now - self._body_seen
         if idle >= BODY_IDLE_SECONDS:
-            self.gate.timed_out += 1
             self.transport.close()  # the app hears a disconnect
         else:
             self._body_check = self.loop.call_later(BODY_IDLE_SECONDS - idle, self._body_idle)
@@ -254,7 +247,6 @@ class GuardedH11Protocol(H11Protocol):
     def _refuse(self, transport: asyncio.Transport) -> None:
         self._refused = True
         self.transport = transport
-        self.gate.refused += 1
         self.gate.busy(self.loop)
         if self.gate.refusing >= REFUSING_AT_ONCE:
             cut(transport)
