@@ -169,6 +169,9 @@ class WebUIConfig:
     password: str | None = None
     monitor_port: int = field(default=4001, metadata={"bounds": PORT})
     command_port: int = field(default=4002, metadata={"bounds": PORT})
+    # Names the web UI answers to besides this machine's own (a DNS name of the
+    # instrument); requests for any other Host are refused (DNS rebinding).
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass

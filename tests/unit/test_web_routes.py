@@ -20,6 +20,7 @@ from antiphon.web.config_file import KEEP, history
 from antiphon.workspace import Workspace, init
 
 HTML = {"accept": "text/html"}
+LOCAL = "http://localhost"  # the web UI answers only to names of this computer
 
 
 def write_log(folder, dimension, start, events=50):
@@ -57,7 +58,7 @@ def workspace(tmp_path):
 
 @pytest.fixture
 def client(workspace):
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         c.get("/")  # receive the CSRF cookie, as a browser does
         yield c
 
@@ -191,7 +192,7 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(client, workspace):
         data={"name": name, "confirmed": "1", "csrf_token": token(client)},
     )
     assert cross_site.status_code == 403 and "cross-site" in cross_site.text
-    fresh = TestClient(client.app)  # a browser that never loaded a page: no cookie
+    fresh = TestClient(client.app, base_url=LOCAL)  # a browser that never loaded a page: no cookie
     assert (
         fresh.post(
             "/logs/delete", data={"name": name, "confirmed": "1", "csrf_token": token(client)}
@@ -422,7 +423,7 @@ def test_password_protects_every_page(workspace):
         '# password = "choose-one"', 'password = "s3cret"'
     )
     workspace.config_path.write_text(text)
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         page = c.get("/logs", headers=HTML, follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/login?next=/logs"
         assert c.get("/api/status").status_code == 401
@@ -445,7 +446,7 @@ def test_password_protects_every_page(workspace):
 def test_changing_the_password_logs_everyone_out(workspace):
     path = workspace.config_path
     path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "one"'))
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         c.get("/login")
         c.post("/login", data={"csrf_token": token(c), "password": "one"})
         assert c.get("/api/status").status_code == 200
@@ -503,7 +504,7 @@ def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path)
 def test_health_check_answers_without_a_login(workspace):
     path = workspace.config_path
     path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "p"'))
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         assert c.get("/healthz").json() == {"ok": True, "playing": False}
         assert c.get("/api/logs").status_code == 401
 
@@ -513,7 +514,7 @@ def test_a_config_that_would_lock_out_the_laptop_is_refused(workspace):
     itself would cut the laptop off at the next restart."""
     text = workspace.config_path.read_text()
     assert 'host = "127.0.0.1"' in text
-    with TestClient(create_app(workspace), client=("10.55.0.2", 50000)) as laptop:
+    with TestClient(create_app(workspace), base_url=LOCAL, client=("10.55.0.2", 50000)) as laptop:
         laptop.get("/config", headers=HTML)
         refused = laptop.post(
             "/config",
@@ -525,7 +526,9 @@ def test_a_config_that_would_lock_out_the_laptop_is_refused(workspace):
         reachable = text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1)
         put = laptop.put("/api/config", content=reachable, headers={"x-csrf-token": token(laptop)})
         assert put.status_code == 200 and workspace.config_path.read_text() == reachable
-    with TestClient(create_app(workspace), client=("127.0.0.1", 50000)) as on_the_pi:
+    with TestClient(
+        create_app(workspace), base_url=LOCAL, client=("127.0.0.1", 50000)
+    ) as on_the_pi:
         on_the_pi.get("/config", headers=HTML)
         put = on_the_pi.put("/api/config", content=text, headers={"x-csrf-token": token(on_the_pi)})
         assert put.status_code == 200 and workspace.config_path.read_text() == text

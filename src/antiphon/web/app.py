@@ -16,8 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
@@ -27,11 +26,11 @@ from antiphon import config as config_schema
 from antiphon.errors import AntiphonError
 from antiphon.web import security
 from antiphon.web.jobs import Jobs
-from antiphon.web.security import MB, Refused
+from antiphon.web.security import MB, Hosts, Refused
+from antiphon.web.sessions import Attempts, Password, Sessions
 from antiphon.workspace import Workspace
 
 STATIC = Path(__file__).with_name("static")
-SECRET_NAME = ".antiphon-web-secret"
 
 UPLOAD_LIMITS = {
     "/models": 64 * MB,
@@ -49,7 +48,10 @@ class WebState:
     workspace: Workspace
     engine: Any | None = None  # an antiphon.engine.Engine when inside `antiphon run`
     started: float = field(default_factory=time.monotonic)
-    password: str | None = None
+    password: Password | None = None
+    hosts: Hosts = field(default_factory=Hosts)
+    sessions: Sessions = field(default_factory=Sessions)
+    attempts: Attempts = field(default_factory=Attempts)
     jobs: Jobs = field(default_factory=Jobs)
 
     def read_config(self) -> config_schema.Config | None:
@@ -60,8 +62,18 @@ class WebState:
             return None
 
     def refresh_password(self) -> None:
+        """Take up ``[webui]``'s password and allowed hosts as saved now; a new password
+        (or none) ends every session. A config that cannot be read changes nothing."""
         loaded = self.read_config()
-        self.password = loaded.webui.password if loaded else self.password
+        if loaded is not None:
+            self.take_webui(loaded.webui)
+
+    def take_webui(self, webui: config_schema.WebUIConfig) -> None:
+        configured = webui.password or None
+        if configured != (self.password.configured if self.password else None):
+            self.password = Password(configured) if configured else None
+            self.sessions.end_all()
+        self.hosts = Hosts(webui.allowed_hosts)
 
 
 _templates = Environment(
@@ -146,6 +158,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_response(request, message, exc.status_code)
 
 
+async def _gone(request: Request, exc: Exception) -> Response:
+    """The client went away before its request was read: nobody to answer, nothing
+    to report (an upload cancelled, or a request body that stopped coming)."""
+    return Response(status_code=400)
+
+
 async def _antiphon_error(request: Request, exc: Exception) -> Response:
     return _error_response(request, str(exc), 400)
 
@@ -162,9 +180,9 @@ def create_app(workspace: Workspace, *, engine: Any | None = None) -> Starlette:
     from antiphon.web.pages import ROUTES
 
     web = WebState(workspace=workspace, engine=engine)
-    web.password = engine.config.webui.password if engine is not None else None
-    web.refresh_password()  # the file's, when it can be read
-    secret = security.load_secret(workspace.root / SECRET_NAME)
+    if engine is not None:  # what plays, even when config.toml cannot be read (not playing)
+        web.take_webui(engine.config.webui)
+    web.refresh_password()  # the file as it is now, when it can be read
     routes: list[BaseRoute] = [
         *ROUTES,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -172,21 +190,17 @@ def create_app(workspace: Workspace, *, engine: Any | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(security.HostMiddleware, hosts=lambda: web.hosts),
             Middleware(security.BodyLimitMiddleware, limit_for=_limit_for),
+            Middleware(security.SessionMiddleware, sessions=lambda: web.sessions),
             Middleware(security.CSRFMiddleware),
-            Middleware(
-                SessionMiddleware,
-                secret_key=secret,
-                session_cookie="antiphon_session",
-                same_site="strict",
-                max_age=30 * 24 * 3600,
-            ),
-            Middleware(security.LoginMiddleware, password=lambda: web.password),
+            Middleware(security.LoginMiddleware, password_set=lambda: web.password is not None),
         ],
         exception_handlers={
             Refused: _refused,
             HTTPException: _http_error,
             AntiphonError: _antiphon_error,
+            ClientDisconnect: _gone,
         },
     )
     app.state.web = web
