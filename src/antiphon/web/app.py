@@ -7,27 +7,22 @@ keeps live pages live. Nothing is loaded from the internet: an instrument is off
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from antiphon import __version__
-from antiphon import config as config_schema
 from antiphon.errors import AntiphonError
 from antiphon.web import security
-from antiphon.web.jobs import Jobs
-from antiphon.web.security import MB, Hosts, Refused
-from antiphon.web.sessions import Attempts, Password, Sessions
+from antiphon.web.render import render
+from antiphon.web.security import MB, Refused
+from antiphon.web.state import WebState
 from antiphon.workspace import Workspace
 
 STATIC = Path(__file__).with_name("static")
@@ -39,104 +34,6 @@ UPLOAD_LIMITS = {
     "/api/datasets": 256 * MB,
 }
 DEFAULT_LIMIT = 1 * MB
-
-
-@dataclass
-class WebState:
-    """What every page can reach: the workspace, the engine (if playing) and jobs."""
-
-    workspace: Workspace
-    engine: Any | None = None  # an antiphon.engine.Engine when inside `antiphon run`
-    started: float = field(default_factory=time.monotonic)
-    password: Password | None = None
-    hosts: Hosts = field(default_factory=Hosts)
-    sessions: Sessions = field(default_factory=Sessions)
-    attempts: Attempts = field(default_factory=Attempts)
-    jobs: Jobs = field(default_factory=Jobs)
-
-    def read_config(self) -> config_schema.Config | None:
-        """The workspace config, or None when it is missing or invalid."""
-        try:
-            return config_schema.load(self.workspace.config_path)
-        except AntiphonError:
-            return None
-
-    def refresh_password(self) -> None:
-        """Take up ``[webui]``'s password and allowed hosts as saved now; a new password
-        (or none) ends every session. A config that cannot be read changes nothing."""
-        loaded = self.read_config()
-        if loaded is not None:
-            self.take_webui(loaded.webui)
-
-    def take_webui(self, webui: config_schema.WebUIConfig) -> None:
-        configured = webui.password or None
-        if configured != (self.password.configured if self.password else None):
-            self.password = Password(configured) if configured else None
-            self.sessions.end_all()
-        self.hosts = Hosts(webui.allowed_hosts)
-
-
-_templates = Environment(
-    loader=PackageLoader("antiphon.web", "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def duration(seconds: float) -> str:
-    """How long, as a person reads it (antiphon.js's formatDuration says the same)."""
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, whole = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {whole:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def vector(values: list[float]) -> str:
-    """Control values as the live pages show them."""
-    return ", ".join(f"{v:.3f}" for v in values)
-
-
-_templates.filters["duration"] = duration
-_templates.filters["vector"] = vector
-
-NAV = [
-    ("/", "Dashboard"),
-    ("/live", "Live"),
-    ("/control", "Control"),
-    ("/logs", "Logs"),
-    ("/datasets", "Datasets"),
-    ("/models", "Models"),
-    ("/train", "Train"),
-    ("/config", "Config"),
-]
-
-
-def state(request: Request) -> WebState:
-    return request.app.state.web
-
-
-def render(request: Request, template: str, code: int = 200, /, **context: Any) -> HTMLResponse:
-    """A page from templates/ (HTTP status ``code``), with what every page needs."""
-    web = state(request)
-    page = _templates.get_template(template).render(
-        request=request,
-        nav=NAV,
-        path=request.url.path,
-        version=__version__,
-        csrf_token=security.csrf_token(request),
-        playing=web.engine is not None and web.engine.problem is None,
-        not_playing=web.engine.problem if web.engine is not None else None,
-        has_password=bool(web.password),
-        flash=request.query_params.get("flash"),
-        error=request.query_params.get("error"),
-        **context,
-    )
-    return HTMLResponse(page, code)
 
 
 def _limit_for(path: str) -> int:

@@ -7,8 +7,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from antiphon.web import security, sessions
-from antiphon.web.app import render, state
 from antiphon.web.pages.common import client_host
+from antiphon.web.render import render
+from antiphon.web.state import state
 
 
 def _next_url(value: object) -> str:

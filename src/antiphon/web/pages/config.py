@@ -13,12 +13,13 @@ from starlette.routing import Route
 from antiphon import config as config_schema
 from antiphon.errors import AntiphonError
 from antiphon.limits import MODES
-from antiphon.web.app import WebState, render, state
 from antiphon.web.config_file import HISTORY, check_text, history, save_text, saved_message
 from antiphon.web.pages.common import back, client_host, existing, in_thread
 from antiphon.web.pages.models import apply
+from antiphon.web.render import render
 from antiphon.web.security import Refused
 from antiphon.web.setup_form import KINDS, SetupForm
+from antiphon.web.state import WebState, state
 from antiphon.workspace import config_template
 
 

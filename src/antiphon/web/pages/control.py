@@ -14,9 +14,10 @@ from starlette.routing import Route
 
 from antiphon.errors import AntiphonError
 from antiphon.limits import MODES
-from antiphon.web.app import WebState, render, state
 from antiphon.web.pages.common import back
+from antiphon.web.render import render
 from antiphon.web.security import Refused
+from antiphon.web.state import WebState, state
 
 COMMANDS = ("mode", "pause", "reset", "sigmatemp", "pitemp", "timescale", "reload")
 

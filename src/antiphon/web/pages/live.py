@@ -30,7 +30,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from antiphon.web.app import render, state
+from antiphon.web.render import render
+from antiphon.web.state import state
 
 BATCH_SECONDS = 0.033
 MAX_PAGES = 64  # live pages open at once, all browsers together

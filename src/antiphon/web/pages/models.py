@@ -15,7 +15,6 @@ from antiphon.errors import AntiphonError
 from antiphon.model.loader import SUFFIXES
 from antiphon.model.presets import Architecture
 from antiphon.web import listing, uploads
-from antiphon.web.app import WebState, render, state
 from antiphon.web.config_file import edit_config
 from antiphon.web.pages.common import (
     back,
@@ -24,7 +23,9 @@ from antiphon.web.pages.common import (
     in_thread,
     staged_upload,
 )
+from antiphon.web.render import render
 from antiphon.web.security import Refused
+from antiphon.web.state import WebState, state
 
 
 async def index(request: Request) -> Response:
