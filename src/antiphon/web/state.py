@@ -65,8 +65,19 @@ class WebState:
     attempts: Attempts = field(default_factory=Attempts)
     jobs: Jobs = field(default_factory=Jobs)
 
+    async def config_now(self) -> config_schema.Config | None:
+        """config.toml as saved now (read in a thread: parsing probes addresses), or
+        None when it is missing or invalid. What *plays* is the engine's to say."""
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(self.read_config)
+
+    def playing_model(self) -> Path | None:
+        """The model file the engine plays now (None: no engine, or no model)."""
+        return self.engine.setup.model_path if self.engine is not None else None
+
     def read_config(self) -> config_schema.Config | None:
-        """The workspace config, or None when it is missing or invalid."""
+        """The workspace config, or None when it is missing or invalid (blocking)."""
         try:
             return config_schema.load(self.workspace.config_path)
         except AntiphonError:

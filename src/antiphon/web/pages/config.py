@@ -68,7 +68,7 @@ async def save_config(web: WebState, text: str, client: str | None) -> config_sc
     """Check ``text`` completely, then make it the config (the old one into history)."""
     path = web.workspace.config_path
     checked = await in_thread(save_text, path, text, client, *_as_run_checks(web))
-    web.refresh_password()
+    web.take_webui(checked.webui)  # a new password or allowed host applies at once
     return checked
 
 

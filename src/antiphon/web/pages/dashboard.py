@@ -43,7 +43,8 @@ async def snapshot(web: WebState) -> dict[str, Any]:
 
 async def dashboard(request: Request) -> Response:
     web = state(request)
-    return render(request, "dashboard.html", snap=await snapshot(web), config=web.read_config())
+    config = await web.config_now()
+    return render(request, "dashboard.html", snap=await snapshot(web), config=config)
 
 
 async def api_status(request: Request) -> Response:

@@ -76,7 +76,7 @@ async def index(request: Request) -> Response:
     web = state(request)
     infos = await in_thread(dataset_infos, web.workspace.datasets)
     found = await in_thread(datasets.log_dimensions, web.workspace.logs)
-    config = web.read_config()
+    config = await web.config_now()
     return render(
         request,
         "datasets.html",
