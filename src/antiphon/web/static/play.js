@@ -221,6 +221,7 @@ function wirePlay() {
   // -- the engine's events
   const apply = (event) => {
     if (event.kind === "output") {
+      window.antiphonVoice.lastOutput = event.values;
       event.values.forEach((v, i) => { if (i < controls) answer[i] = v; });
       redraw();
       if (sound.running) {
