@@ -50,7 +50,6 @@ def test_playing_is_an_input_from_the_browser_and_the_model_answers(instrument):
     async def scenario() -> tuple[dict, list[dict]]:
         async with connect(instrument) as ws:
             hello = await next_of(ws, "hello")
-            assert abs(hello["wall"] - time.time()) < 2  # the page can tell the time
             seen: list[dict] = []
             for i in range(10):
                 await ws.send(json.dumps({"type": "play", "values": [i / 10, 0.5, 0.25]}))

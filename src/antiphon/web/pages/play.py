@@ -26,7 +26,7 @@ model; Host is checked by its middleware):
   slow browser loses old events and never delays the music.
 
 Messages, as JSON text frames. To the page: ``hello`` (labels, dimension, mode, the
-engine's and the wall clock), ``events`` (inputs and outputs as they happen; an
+engine's clock), ``events`` (inputs and outputs as they happen; an
 output's ``played`` is on the engine clock), ``take`` (the record button's state),
 ``problem``. From the page: ``{"type": "play", "values": [...]}`` and ``{"type":
 "take", "action": "start" | "stop"}``.
@@ -82,7 +82,6 @@ def hello(engine: Any) -> dict[str, Any]:
     return {
         "type": "hello",
         "now": engine.now(),
-        "wall": time.time(),
         "labels": status["labels"],
         "dimension": status["dimension"],
         "mode": status["mode"],

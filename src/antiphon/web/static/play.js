@@ -2,103 +2,54 @@
 // Plain JavaScript, no files to fetch: it works offline on an instrument.
 "use strict";
 
-// ---- the voice ------------------------------------------------------------------
+// ---- the sound ------------------------------------------------------------------
 
-// What each control shapes, in order; more controls than these play but are not heard.
-const ROLES = ["pitch", "filter", "loudness", "vibrato depth", "vibrato speed", "resonance",
-  "second voice's interval", "second voice's level"];
-const GLIDE = 0.015;  // seconds: the time constant every parameter follows a change with
-const LINGER = 1.2;   // seconds a voice keeps sounding after its last event, then fades
-
-// One simple synthesiser voice driven by continuous controls in [0, 1]: two oscillators
-// through a low-pass filter and a gain, a vibrato LFO; it sounds while events arrive.
-class Voice {
-  constructor(ctx, destination, wave) {
-    this.ctx = ctx;
-    this.osc = new OscillatorNode(ctx, { type: wave, frequency: 220 });
-    this.osc2 = new OscillatorNode(ctx, { type: "square", frequency: 220 });
-    this.level2 = new GainNode(ctx, { gain: 0 });
-    this.filter = new BiquadFilterNode(ctx, { type: "lowpass", frequency: 1200, Q: 1 });
-    this.amp = new GainNode(ctx, { gain: 0 });            // loudness, set by a control
-    this.envelope = new GainNode(ctx, { gain: 0 });       // sounding or not
-    this.lfo = new OscillatorNode(ctx, { type: "sine", frequency: 5 });
-    this.depth = new GainNode(ctx, { gain: 0 });          // vibrato depth, in cents
-    this.lfo.connect(this.depth);
-    this.depth.connect(this.osc.detune);
-    this.depth.connect(this.osc2.detune);
-    this.osc.connect(this.filter);
-    this.osc2.connect(this.level2).connect(this.filter);
-    this.filter.connect(this.amp).connect(this.envelope).connect(destination);
-    [this.osc, this.osc2, this.lfo].forEach((o) => o.start());
-    this.params = {
-      pitch: this.osc.frequency, filter: this.filter.frequency, loudness: this.amp.gain,
-      "vibrato depth": this.depth.gain, "vibrato speed": this.lfo.frequency,
-      resonance: this.filter.Q, "second voice's interval": this.osc2.detune,
-      "second voice's level": this.level2.gain,
-    };
-    this.targets = {};  // what each parameter was last told, by role
-    this.last = 0;      // ctx time of the last event
-  }
-
-  // Values of the controls -> parameter targets, from ``when`` (ctx time) on.
-  set(values, when = this.ctx.currentTime) {
-    const v = (i, fallback) => (i < values.length ? values[i] : fallback);
-    const pitch = 110 * Math.pow(2, 3 * v(0, 0.5));  // 110 to 880 Hz
-    const targets = {
-      pitch,
-      filter: 150 * Math.pow(2, 6.5 * v(1, 0.6)),  // 150 Hz to 14 kHz
-      loudness: 0.05 + 0.45 * Math.pow(v(2, 0.6), 2),
-      "vibrato depth": 60 * v(3, 0),               // cents
-      "vibrato speed": 1 + 9 * v(4, 0.4),          // Hz
-      resonance: 0.5 + 14 * v(5, 0.05),
-      "second voice's interval": 1200 * v(6, 0.58),  // cents above the first: 0.58 = a fifth
-      "second voice's level": 0.4 * v(7, values.length > 7 ? 0 : 0.15),
-    };
-    this.osc2.frequency.setTargetAtTime(pitch, when, GLIDE);
-    for (const [role, target] of Object.entries(targets)) {
-      this.params[role].setTargetAtTime(target, when, GLIDE);
-    }
-    this.targets = targets;
-    this.envelope.gain.cancelScheduledValues(when);
-    this.envelope.gain.setTargetAtTime(1, when, 0.01);
-    this.envelope.gain.setTargetAtTime(0, when + LINGER, 0.4);
-    this.last = when;
-  }
-
-  silence() {
-    this.envelope.gain.cancelScheduledValues(this.ctx.currentTime);
-    this.envelope.gain.setTargetAtTime(0, this.ctx.currentTime, 0.05);
-  }
-
-  sounding() { return this.last > 0 && this.ctx.currentTime < this.last + LINGER + 0.5; }
-
-  // The parameters' current values, as the audio graph has them (for tests and the curious).
-  now() {
-    return Object.fromEntries(Object.entries(this.params).map(([role, p]) => [role, p.value]));
-  }
-}
-
-// The page's sound: created on the first click or touch (browsers allow sound only then).
+// The page's sound: the voice worklet (voice-worklet.js) through a master gain, created
+// on the first click or touch (browsers allow sound only then). Its state comes back
+// from the audio thread every 50 ms: what each voice was told and where it is now.
 class Sound {
   constructor() {
     this.ctx = null;
-    this.voices = {};
+    this.node = null;
     this.muted = false;
     this.volume = 0.6;
+    this.voices = {};   // name -> {targets, now, sounding}, as last reported
+    this.heard = [];    // [engine time played, wall ms it reached the audio thread]
   }
 
-  start() {
+  async start() {
     if (!this.ctx) {
       this.ctx = new AudioContext({ latencyHint: "interactive" });
+      await this.ctx.audioWorklet.addModule("/static/voice-worklet.js");
+      this.node = new AudioWorkletNode(this.ctx, "antiphon-voice", { numberOfInputs: 0, outputChannelCount: [2] });
       this.master = new GainNode(this.ctx, { gain: this.volume });
-      this.master.connect(this.ctx.destination);
-      this.voices.model = new Voice(this.ctx, this.master, "sawtooth");
-      this.voices.performer = new Voice(this.ctx, this.master, "triangle");
+      this.node.connect(this.master).connect(this.ctx.destination);
+      this.node.port.onmessage = (message) => {
+        const report = message.data;
+        this.voices = report.voices;
+        this.heard.push(...report.heard);
+        if (this.heard.length > 5000) this.heard.splice(0, this.heard.length - 4000);
+      };
     }
-    return this.ctx.resume();
+    await this.ctx.resume();
   }
 
-  get running() { return this.ctx !== null && this.ctx.state === "running"; }
+  get running() { return this.ctx !== null && this.node !== null && this.ctx.state === "running"; }
+
+  // A port the socket worker can hand outputs to the voice through, without the page.
+  port() {
+    const channel = new MessageChannel();
+    this.node.port.postMessage({ type: "port", port: channel.port1 }, [channel.port1]);
+    return channel.port2;
+  }
+
+  set(voice, values, at) {
+    if (this.running) this.node.port.postMessage({ type: "set", voice, values, ...(at === undefined ? {} : { at }) });
+  }
+
+  silence(voice) { if (this.running) this.node.port.postMessage({ type: "silence", voice }); }
+
+  sounding(voice) { return Boolean(this.voices[voice] && this.voices[voice].sounding); }
 
   setVolume(volume) {
     this.volume = volume;
@@ -109,6 +60,18 @@ class Sound {
     this.muted = muted;
     this.setVolume(this.volume);
   }
+}
+
+// What tests and curious players can read of a page's sound.
+function expose(sound, extra = {}) {
+  window.antiphonVoice = {
+    sound,
+    targets: () => Object.fromEntries(Object.entries(sound.voices).map(([k, v]) => [k, v.targets])),
+    now: () => Object.fromEntries(Object.entries(sound.voices).map(([k, v]) => [k, v.now])),
+    state: () => (sound.running ? "running" : sound.ctx ? sound.ctx.state : "not started"),
+    latencies: sound.heard,
+    ...extra,
+  };
 }
 
 // ---- the Play page ----------------------------------------------------------------
@@ -123,46 +86,40 @@ function wirePlay() {
   const vector = new Array(controls).fill(0.5);
   const answer = new Array(controls).fill(null);
   const sound = new Sound();
-  const latencies = [];  // [engine time played, page epoch ms when the voice was set]
-  let clock = null;      // {now, wall} from hello: engine and wall clock together
-  let socket = null;
-  let retry = 500;
+  const socket = new Worker("/static/play-socket.js");
   let localUntil = 0;    // ignore the echo of our own playing until then (ms)
   let hearMe = false;
 
   document.querySelectorAll("[data-series]").forEach((el) => el.style.setProperty("--swatch", COLORS[el.dataset.series % COLORS.length]));
-
-  // The state tests and curious players can read: what each voice was told and has now.
-  window.antiphonVoice = {
-    sound, latencies,
-    targets: () => Object.fromEntries(Object.entries(sound.voices).map(([k, v]) => [k, v.targets])),
-    now: () => Object.fromEntries(Object.entries(sound.voices).map(([k, v]) => [k, v.now()])),
-    state: () => (sound.ctx ? sound.ctx.state : "not started"),
-    clock: () => clock,
-  };
+  let handing = null;
+  expose(sound, {
+    lastOutput: null,
+    // [engine time played, ms when the socket worker handed it to the voice]
+    handed: () => new Promise((resolve) => { handing = resolve; socket.postMessage({ type: "handed" }); }),
+  });
 
   // -- showing values
   const sliders = [...root.querySelectorAll(".ptrack")];
   const outputs = [...root.querySelectorAll(".pvalue")];
   const pads = [...root.querySelectorAll(".pad")];
+  // Marks move by transforms (see antiphon.css's .lane): no layout, no repaint.
+  const place = (mark, x, y = 0) => { mark.style.transform = `translate(${x * 100}%, ${y * 100}%)`; };
   const show = () => {
     sliders.forEach((track, i) => {
-      track.querySelector(".you").style.left = `${vector[i] * 100}%`;
+      place(track.querySelector(".you"), vector[i]);
       track.setAttribute("aria-valuenow", vector[i].toFixed(2));
       const out = answer[i];
-      track.querySelector(".answer").style.left = out === null ? "-100px" : `${out * 100}%`;
+      const mark = track.querySelector(".answer");
+      mark.hidden = out === null;
+      if (out !== null) place(mark, out);
       outputs[i].textContent = vector[i].toFixed(2) + (out === null ? "" : ` → ${out.toFixed(2)}`);
     });
     pads.forEach((pad) => {
       const x = Number(pad.dataset.x), y = Number(pad.dataset.y);
-      const you = pad.querySelector(".you"), ans = pad.querySelector(".answer");
-      you.style.left = `${vector[x] * 100}%`;
-      you.style.top = `${(1 - vector[y]) * 100}%`;
-      ans.hidden = answer[x] === null;
-      if (answer[x] !== null) {
-        ans.style.left = `${answer[x] * 100}%`;
-        ans.style.top = `${(1 - answer[y]) * 100}%`;
-      }
+      place(pad.querySelector(".you"), vector[x], 1 - vector[y]);
+      const mark = pad.querySelector(".answer");
+      mark.hidden = answer[x] === null;
+      if (answer[x] !== null) place(mark, answer[x], 1 - answer[y]);
     });
   };
   let drawing = false;
@@ -177,8 +134,8 @@ function wirePlay() {
   const send = () => {
     pending = null;
     lastSent = performance.now();
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "play", values: vector }));
-    if (hearMe && sound.running) sound.voices.performer.set(vector);
+    socket.postMessage({ type: "send", text: JSON.stringify({ type: "play", values: vector }) });
+    if (hearMe) sound.set("performer", vector);
   };
   const play = (changes) => {
     for (const [i, v] of changes) vector[i] = Math.min(1, Math.max(0, v));
@@ -191,7 +148,7 @@ function wirePlay() {
 
   // -- sliders: pointers (mouse, pen, each finger on its own) and keys
   const fraction = (el, event, axis) => {
-    const box = el.getBoundingClientRect();
+    const box = el.querySelector(".lane").getBoundingClientRect();
     return axis === "x" ? (event.clientX - box.left) / box.width : 1 - (event.clientY - box.top) / box.height;
   };
   const drag = (el, move) => {
@@ -220,20 +177,15 @@ function wirePlay() {
 
   // -- the engine's events
   const apply = (event) => {
-    if (event.kind === "output") {
+    if (event.kind === "output") {  // the worker has already given it to the voice
       window.antiphonVoice.lastOutput = event.values;
       event.values.forEach((v, i) => { if (i < controls) answer[i] = v; });
       redraw();
-      if (sound.running) {
-        sound.voices.model.set(event.values);
-        if (clock) latencies.push([event.played, performance.timeOrigin + performance.now()]);
-        if (latencies.length > 5000) latencies.splice(0, 1000);
-      }
     } else if (event.kind === "input") {
       if (event.source === "browser" && performance.now() < localUntil) return;  // our own echo
       event.values.forEach((v, i) => { if (i < controls) vector[i] = v; });
       redraw();
-      if (hearMe && sound.running) sound.voices.performer.set(event.values);
+      if (hearMe) sound.set("performer", event.values);
     } else if (event.kind === "mode") {
       $("mode").textContent = event.mode;
     } else if (event.kind === "pause") {
@@ -247,12 +199,11 @@ function wirePlay() {
   };
 
   const connect = () => {
-    socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${root.dataset.playSocket}`);
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${root.dataset.playSocket}`;
+    socket.postMessage({ type: "connect", url });
     socket.onmessage = (message) => {
-      const data = JSON.parse(message.data);
+      const data = message.data;
       if (data.type === "hello") {
-        retry = 500;
-        clock = { now: data.now, wall: data.wall };
         if (data.last_input) data.last_input.forEach((v, i) => { if (i < controls) vector[i] = v; });
         showTake(data);
         $("connection").textContent = "connected";
@@ -266,12 +217,11 @@ function wirePlay() {
         problem(data.message);
       } else if (data.type === "idle") {
         problem("nothing is playing");
+      } else if (data.type === "handed" && handing) {
+        handing(data.handed);
+      } else if (data.type === "closed") {
+        $("connection").textContent = "reconnecting…";
       }
-    };
-    socket.onclose = () => {
-      $("connection").textContent = "reconnecting…";
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 8000);
     };
   };
 
@@ -280,13 +230,19 @@ function wirePlay() {
     const el = $("sounding");
     if (!sound.running) { el.textContent = "Silent: press Start sound (browsers play sound only after a click or a touch)."; return; }
     if (sound.muted) { el.textContent = "Muted."; return; }
-    const model = sound.voices.model.sounding(), me = hearMe && sound.voices.performer.sounding();
+    const model = sound.sounding("model"), me = hearMe && sound.sounding("performer");
     const who = model && me ? "antiphon's answers and your playing" : model ? "antiphon's answers" : me ? "your playing" : null;
     el.textContent = who ? `Sounding: ${who}.` : `Listening: ${hearMe ? "you and antiphon are" : "antiphon is"} silent.`;
   };
   setInterval(sounding, 250);
-  $("start").addEventListener("click", async () => {
+  const startSound = async () => {
+    if (sound.running) return;
     await sound.start();
+    const port = sound.port();
+    socket.postMessage({ type: "voice", port }, [port]);
+  };
+  $("start").addEventListener("click", async () => {
+    await startSound();
     $("start").textContent = "Sound on";
     $("start").disabled = true;
     $("mute").disabled = false;
@@ -301,7 +257,7 @@ function wirePlay() {
   $("volume").addEventListener("input", () => sound.setVolume(Number($("volume").value)));
   $("hear-me").addEventListener("change", () => {
     hearMe = $("hear-me").checked;
-    if (!hearMe && sound.running) sound.voices.performer.silence();
+    if (!hearMe) sound.silence("performer");
   });
 
   // -- takes
@@ -324,7 +280,7 @@ function wirePlay() {
   };
   $("take").addEventListener("click", () => {
     const recording = $("take").getAttribute("aria-pressed") === "true";
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "take", action: recording ? "stop" : "start" }));
+    socket.postMessage({ type: "send", text: JSON.stringify({ type: "take", action: recording ? "stop" : "start" }) });
   });
 
   // -- motion: the phone as a controller
@@ -336,7 +292,7 @@ function wirePlay() {
     event.preventDefault();
     const state = $("audition-state");
     state.textContent = "generating…";
-    await sound.start();
+    await startSound();
     const response = await fetch(`/play/audition?seconds=${encodeURIComponent(form.seconds.value)}`, {
       method: "POST", headers: { "x-csrf-token": csrfToken() },
     });
@@ -420,6 +376,7 @@ function audition(sound, box, t, values, performer, say, title = "") {
   const plot = drawPlot(canvas, t, values, { dots: t.length < 400 ? dots : null });
   cursor.style.height = `${canvas.clientHeight}px`;
   if (box.audition) box.audition.stop();
+  sound.node.port.postMessage({ type: "stop" });  // what an earlier audition left queued
   if (!t.length) { say("nothing to play"); return; }
   const ctx = sound.ctx;
   const start = ctx.currentTime + 0.1 - t[0];
@@ -429,8 +386,7 @@ function audition(sound, box, t, values, performer, say, title = "") {
   const step = () => {
     const now = ctx.currentTime - start;
     while (next < t.length && t[next] <= now + LOOKAHEAD) {
-      const voice = performer[next] ? sound.voices.performer : sound.voices.model;
-      voice.set(rows[next], Math.max(ctx.currentTime, start + t[next]));
+      sound.set(performer[next] ? "performer" : "model", rows[next], start + t[next]);
       next += 1;
     }
     cursor.hidden = false;
@@ -448,11 +404,7 @@ function wireLogAudition() {
   const button = document.querySelector("[data-audition-log]");
   if (!button) return;
   const sound = new Sound();
-  window.antiphonVoice = {
-    sound,
-    targets: () => Object.fromEntries(Object.entries(sound.voices).map(([k, v]) => [k, v.targets])),
-    state: () => (sound.ctx ? sound.ctx.state : "not started"),
-  };
+  expose(sound);
   const box = button.closest(".card");
   const say = (text) => { box.querySelector("[data-audition-state]").textContent = text; };
   button.addEventListener("click", async () => {
