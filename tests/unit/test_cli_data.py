@@ -189,6 +189,8 @@ def test_generate_for_a_number_of_seconds(model_file, tmp_path):
 
     played = play(open_model(model_file, seed=0), seconds=4.0)
     assert played.seconds >= 4.0 and played.seconds - played.events[-1, 0] < 4.0
+    capped = play(open_model(model_file, seed=0), events=5, seconds=1e6)  # whichever first
+    assert len(capped.events) == 5
 
 
 def test_plotting_without_matplotlib_says_how_to_install_it(model_file, tmp_path):
