@@ -28,8 +28,12 @@ Output -> voice latency, two moments for every output, both against the engine's
   the first moment anything can be heard to change, less the output's own latency.
 
 Both clocks are this machine's; the offset between ``time.time()`` and
-``time.monotonic()`` is taken here before and after the phase. A socket in this
-process measures the server's part alone.
+``time.monotonic()`` is taken here before and after the phase.
+
+Chromium runs at the machine's normal priority; ``--browser-nice -21`` gives its
+threads the real-time round-robin policy instead (root only), which shows what the
+path costs when the browser is not waiting for a core, as the app in front on a
+laptop or phone rarely does.
 
     python benchmarks/play_latency.py [--seconds 60] [--markdown out.md]
 """
@@ -50,7 +54,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
-import websockets
 
 sys.path.insert(0, str(Path(__file__).parent))
 from web_load import (  # a script beside this one
@@ -155,19 +158,6 @@ async def play_page(url: str, seconds: float, nice: int | None) -> dict:
     }
 
 
-async def probe(url: str, heard: list[float]) -> None:
-    """A Play socket in this process: when each output arrives, on the engine's clock.
-    Without the browser's part, this is what the server and the socket take."""
-    uri = url.replace("http", "ws", 1) + "/play/ws"
-    async with websockets.connect(uri, origin=url) as ws:
-        async for raw in ws:
-            arrived = time.monotonic()
-            message = json.loads(raw)
-            for event in message.get("events", ()):
-                if event["kind"] == "output":
-                    heard.append((arrived - event["played"]) * 1e3)
-
-
 async def measure(
     url: str, ports: tuple[int, int], pid: int, seconds: float, nice: int | None
 ) -> tuple:
@@ -202,12 +192,7 @@ async def measure(
         a.cpu, a.load = 100 * (cpu() - used) / (end - start), os.getloadavg()[0]
         print(f"phase b: the Play page played by motion ({seconds:.0f} s)", flush=True)
         used = cpu()
-        heard: list[float] = []
-        probing = asyncio.create_task(probe(url, heard))
         page = await play_page(url, seconds, nice)
-        probing.cancel()
-        await asyncio.gather(probing, return_exceptions=True)
-        page["socket_ms"] = np.array(heard)
         inputs3, stalls3 = await counts()
         did = (
             f"Play page: sound on, motion every {MOVE_EVERY_MS} ms "
@@ -245,7 +230,6 @@ def latency_markdown(page: dict) -> str:
         "|---|---|---|---|---|\n"
         + row("the Play page's new voice parameters, handed to the audio thread", page["handed_ms"])
         + row("… and received on the audio thread (at its next callback)", page["latency_ms"])
-        + row("a Play socket in Python (the server's part only)", page["socket_ms"])
         + "| budget, to the page's parameter change | | ≤ 10 | | |\n\n"
         f"Then the audio thread: a render quantum of 128 frames at {audio['rate']:g} Hz "
         f"({128 / audio['rate'] * 1e3:.1f} ms), baseLatency {audio['base'] * 1e3:.1f} ms, "

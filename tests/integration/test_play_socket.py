@@ -89,6 +89,9 @@ def test_bad_messages_are_refused_with_a_reason_and_nothing_is_played(instrument
                 await ws.send(text)
                 said.append((await next_of(ws, "problem"))["message"])
                 await asyncio.sleep(1.05)  # problems are said at most once a second
+            await ws.send(b"\x00\x01")
+            said.append((await next_of(ws, "problem"))["message"])
+            await asyncio.sleep(1.05)
             await ws.send("x" * (MAX_FRAME + 1))
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 10)
@@ -104,6 +107,7 @@ def test_bad_messages_are_refused_with_a_reason_and_nothing_is_played(instrument
         "values must be numbers",
         "play messages carry 3 values",
         "unknown message",
+        "messages are JSON text",
     ]
     assert engine_status(instrument)["inputs"] == 0  # nothing bad reached the engine
 

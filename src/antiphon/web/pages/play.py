@@ -69,7 +69,8 @@ SENT_KINDS = frozenset({"input", "output", "mode", "pause", "setting", "reload",
 AUDITION_SECONDS = (1.0, 60.0)
 """Shortest and longest performance the page may ask the model for."""
 AUDITION_EVENTS = 20_000
-"""Events an audition holds at most, whatever the model's dts."""
+"""Events an audition holds at most, whatever the model's dts (about 2 s of a size-s
+model's steps in a thread of the engine's process, one audition at a time)."""
 
 
 async def page(request: Request) -> Response:
@@ -204,7 +205,13 @@ async def _receive(websocket: WebSocket, engine: Any) -> None:
 
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
-            text = await websocket.receive_text()
+            received = await websocket.receive()
+            if received["type"] == "websocket.disconnect":
+                return
+            text = received.get("text")
+            if text is None:  # a binary frame
+                await say("messages are JSON text")
+                continue
             if len(text) > MAX_FRAME:
                 await websocket.close(code=1009)
                 return
@@ -259,6 +266,9 @@ async def audition(request: Request) -> Response:
         raise Refused("the model playing has no file to audition", 409)
     playing = engine.model
     settings = (playing.sigmatemp, playing.pitemp, engine.timescale)
+    app = request.app.state
+    if getattr(app, "auditioning", False):
+        raise Refused("an audition is being generated already: try again in a moment", 429)
 
     def generate() -> dict[str, Any]:
         from antiphon.data import generate as generating
@@ -279,10 +289,13 @@ async def audition(request: Request) -> Response:
             "values": [[round(v, 4) for v in row] for row in played.events[:, 1:].T.tolist()],
         }
 
+    app.auditioning = True  # one at a time: each holds the interpreter for up to ~2 s
     try:
         return JSONResponse(await in_thread(generate))
     except AntiphonError as exc:
         raise Refused(str(exc)) from None
+    finally:
+        app.auditioning = False
 
 
 routes = [
