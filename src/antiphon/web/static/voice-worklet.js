@@ -9,7 +9,7 @@
 // hands the model's outputs straight to this processor through a MessagePort.
 "use strict";
 
-// What each control shapes, in order (play.js names them for the page).
+// What each control shapes, in order (play.html names the same roles for the player).
 const GLIDE = 0.015;   // seconds: the time constant every parameter follows a change with
 const LINGER = 1.2;    // seconds a voice keeps sounding after its last event, then fades
 const RELEASE = 0.4;   // seconds: the fade's time constant
