@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints.txt
 WORKSPACE ?= workspace
 
-.PHONY: run test lint bench bench-long bench-train bench-web models clean
+.PHONY: run test lint bench bench-long bench-train bench-web bench-play models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench-train: $(VENV)/.dev
 bench-web: $(VENV)/.dev
 	mkdir -p build
 	$(BIN)/python benchmarks/web_load.py --markdown build/bench-web.md
+
+# From the engine's output to the Play page's voice in headless Chromium, and the engine's
+# timing while the page plays (about 3 minutes; needs Debian's chromium).
+bench-play: $(VENV)/.dev
+	mkdir -p build
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python benchmarks/play_latency.py --markdown build/bench-play.md
 
 # The bundled default models (a few minutes; seeded, so the same files again).
 models: $(VENV)/.dev

@@ -101,6 +101,105 @@ def wait_for_last_input(page) -> None:
     )
 
 
+def wait_for_browser_input(instrument, check=lambda values: True, timeout=10.0) -> list[float]:
+    """Until the engine's last input came from the browser and passes ``check``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = instrument.http.get("/api/status").json()["engine"]["last_input"]
+        if last and last["source"] == "browser" and check(last["values"]):
+            return last["values"]
+        assert time.monotonic() < deadline, last
+        time.sleep(0.05)
+
+
+def voice(page, name: str) -> dict:
+    return page.evaluate(f"() => window.antiphonVoice.{name}()")
+
+
+def test_playing_on_the_play_page_is_answered_heard_and_logged(page, instrument):
+    page.goto(f"{instrument.url}/play")
+    assert page.locator("nav a").first.inner_text() == "Play"
+    assert page.locator(".ptrack").count() == 3 and page.locator(".pad").count() == 1
+    page.wait_for_selector("text=connected")
+    page.click('button:text-is("▶ Start sound")')  # as browsers require: sound after a click
+    page.wait_for_function("() => window.antiphonVoice.state() === 'running'")
+    track = page.locator(".ptrack").first.bounding_box()
+    middle = track["y"] + track["height"] / 2
+    page.mouse.move(track["x"] + 4, middle)
+    page.mouse.down()
+    for i in range(30):  # a drag across the first control: one input per move
+        page.mouse.move(track["x"] + track["width"] * (0.1 + 0.02 * i), middle)
+        time.sleep(0.02)
+    page.mouse.up()
+    wait_for_browser_input(instrument, lambda values: abs(values[0] - 0.68) < 0.03)
+    # the model's answers reach the audio graph: the voice's pitch follows the last one
+    page.wait_for_function("() => window.antiphonVoice.latencies.length >= 5", timeout=20_000)
+    answer = page.locator(".pvalue").first.inner_text()
+    assert "→" in answer  # the answer marker moved too
+    page.wait_for_function(
+        """() => {
+          const v = window.antiphonVoice;
+          const want = v.targets().model.pitch, now = v.now().model.pitch;
+          const mapped = 110 * 2 ** (3 * v.lastOutput[0]);  // Voice.set's pitch mapping
+          return Math.abs(now - want) < 0.01 * want && Math.abs(want - mapped) < 1e-6;
+        }"""
+    )
+    assert "Sounding" in page.locator('[data-play="sounding"]').inner_text()
+    page.locator(".ptrack").nth(2).focus()  # the keyboard plays too
+    before = wait_for_browser_input(instrument)
+    page.keyboard.press("End")
+    wait_for_browser_input(instrument, lambda values: values[2] == 1.0 and values != before)
+    page.click('[data-play="hear-me"]')
+    page.locator(".ptrack").nth(2).press("PageDown")
+    page.wait_for_function("() => window.antiphonVoice.targets().performer.loudness !== undefined")
+    shot(page, "play")
+    page.click('button:text-is("● Record a take")')
+    page.wait_for_selector("text=recording")
+    page.locator(".ptrack").nth(1).press("Home")
+    wait_for_browser_input(instrument, lambda values: values[1] == 0.0)
+    page.click('button:text-is("■ Stop the take")')
+    page.wait_for_selector("text=take recorded in")
+    played = list(instrument.workspace.logs.glob("*-browser-4d-mdrnn.log"))
+    assert len(played) == 2  # the run's log, then the take
+    page.goto(f"{instrument.url}/logs")
+    assert page.locator("td:text-is('played in the browser')").count() == 2
+
+
+def test_the_phone_plays_with_its_motion(page, instrument):
+    page.goto(f"{instrument.url}/play")
+    page.wait_for_selector("text=connected")
+    assert page.locator('[data-play="insecure"]').is_hidden()  # localhost: a secure context
+    page.click('button:text-is("Play with motion")')
+    page.wait_for_selector("text=tilt the device")
+    page.evaluate(
+        """() => window.dispatchEvent(new DeviceOrientationEvent("deviceorientation",
+             {alpha: 90, beta: 45, gamma: -45}))"""
+    )
+    values = wait_for_browser_input(instrument)
+    assert values == [0.25, 0.75, 0.25]  # left-right, front-back, turning
+
+
+def test_auditions_sound_with_a_moving_cursor(page, instrument):
+    page.goto(f"{instrument.url}/play")
+    page.fill('input[name="seconds"]', "3")
+    page.click('button:text-is("Generate and play")')
+    page.wait_for_selector(".audition .cursor:not([hidden])")
+    state = page.locator('[data-play="audition-state"]')
+    assert "a.safetensors at sigmatemp" in state.inner_text()
+    page.wait_for_function("() => window.antiphonVoice.targets().model.pitch > 0", timeout=10_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-play=audition-state]').textContent.includes('played')",
+        timeout=20_000,
+    )
+    write_logs(instrument.workspace.logs, 4, performances=1, minutes=0.1, seed=3)
+    (log,) = instrument.workspace.logs.glob("*-synthetic-4d-mdrnn.log")
+    page.goto(f"{instrument.url}/logs/{log.name}")
+    assert "synthetic (data synth)" in page.locator(".page-head").inner_text()
+    page.click('button:text-is("▶ Play this log")')
+    page.wait_for_selector(".plot-wrap .cursor:not([hidden])")
+    page.wait_for_function("() => window.antiphonVoice.targets().performer.pitch > 0")
+
+
 def test_dashboard_shows_what_is_playing(page, instrument):
     page.goto(instrument.url)
     assert page.locator(".state.on").inner_text() == "playing"
@@ -239,6 +338,7 @@ def test_build_a_dataset_and_train_a_model(page, instrument):
 
     page.goto(f"{instrument.url}/datasets")
     page.select_option('select[name="dimension"]', "4")
+    page.check('input[name="synthetic"]')  # the logs here are synthetic: no one played them
     page.click('button:text-is("Build the dataset")')
     page.wait_for_selector('table.files a:text-is("training-dataset-4d.npz")', timeout=30_000)
     assert page.locator('[data-job][data-state="done"]').count() == 1
@@ -266,9 +366,12 @@ def test_build_a_dataset_and_train_a_model(page, instrument):
 
 
 def test_pages_fit_a_phone(browser, instrument):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     for path in (
+        "/play",
         "/",
         "/live",
         "/control",
@@ -294,6 +397,14 @@ def test_pages_fit_a_phone(browser, instrument):
     )
     performer.join()
     shot(page, "phone-live")
+    page.goto(f"{instrument.url}/play")
+    page.wait_for_selector("text=connected")
+    page.locator(".pad").first.scroll_into_view_if_needed()
+    pad = page.locator(".pad").first.bounding_box()
+    page.touchscreen.tap(pad["x"] + pad["width"] * 0.3, pad["y"] + pad["height"] * 0.2)
+    wait_for_browser_input(instrument, lambda values: abs(values[0] - 0.3) < 0.05)
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar where it belongs
+    shot(page, "phone-play")
     page.click("label.menu-button")
     assert page.locator("nav a:text-is('Logs')").is_visible()
     context.close()

@@ -71,8 +71,11 @@ def test_sigterm_stops_cleanly_with_note_offs_and_a_flushed_log(tmp_path):
 def test_sigint_stops_with_exit_code_0(tmp_path):
     ports = Ports()
     write_config(tmp_path, ports, mode="callresponse", model=model_file(tmp_path))
-    process = start(cwd=tmp_path)
+    web = free_port(socket.SOCK_STREAM)
+    process = start("--web-port", str(web), cwd=tmp_path)
     wait_for_line(process.stderr, "playing; Ctrl-C stops")
+    # the banner's last line: where someone with nothing else can play and hear it
+    wait_for_line(process.stderr, f"from a browser: http://localhost:{web}/play")
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=15)
     assert process.returncode == 0, err

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import tomlkit
 from click.testing import CliRunner
 
 from antiphon.cli import cli
@@ -17,6 +18,7 @@ from antiphon.data.logs import read_log
 from antiphon.model import files
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import Architecture
+from antiphon.workspace import init
 
 
 def antiphon(*args, cwd, env=None, timeout=300):
@@ -53,7 +55,9 @@ def workspace(tmp_path, monkeypatch):
 
 def test_synth_dataset_train_generate(workspace):
     runner = CliRunner()
-    result = runner.invoke(cli, ["dataset", "-D", "3", "--plot", "data.png"])
+    result = runner.invoke(cli, ["dataset", "-D", "3"])
+    assert result.exit_code == 1 and "--synthetic" in result.output  # not played: not asked
+    result = runner.invoke(cli, ["dataset", "-D", "3", "--synthetic", "--plot", "data.png"])
     assert result.exit_code == 0, result.output
     assert (workspace / "data.png").read_bytes()[:4] == b"\x89PNG"
     pytest.importorskip("torch")
@@ -82,6 +86,7 @@ def test_synth_dataset_train_generate(workspace):
     (new,) = set((workspace / "logs").glob("*.log")) - before
     generated = read_log(new)
     assert generated.sources == ["rnn"] * 300 and generated.dimension == 3
+    assert generated.origin == "generated" and not generated.played
     assert (workspace / "g.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -89,7 +94,7 @@ def test_train_reports_progress_as_json_lines_the_web_ui_reads(workspace):
     pytest.importorskip("torch")
     from antiphon.web.jobs import Job
 
-    assert CliRunner().invoke(cli, ["dataset", "-D", "3"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["dataset", "-D", "3", "--synthetic"]).exit_code == 0
     progress = workspace / "run" / "progress.jsonl"
     result = CliRunner().invoke(
         cli,
@@ -157,12 +162,35 @@ def test_generate_writes_a_log_whose_timestamps_follow_the_dts(model_file, tmp_p
     np.testing.assert_allclose(np.diff(b.times), 2 * np.diff(a.times), atol=3e-6)  # half speed
 
 
+def test_generate_plays_at_the_workspaces_settings(model_file, tmp_path, monkeypatch):
+    from antiphon.config import DEFAULT_SIGMATEMP
+
+    monkeypatch.chdir(tmp_path)
+    args = ["generate", str(model_file), "-n", "50", "--seed", "1"]
+    result = CliRunner().invoke(cli, args)  # no config.toml: a new workspace's defaults
+    assert f"(sigmatemp {DEFAULT_SIGMATEMP:g}, pitemp 1, timescale 1)" in result.output
+    init(tmp_path / "ws")
+    config = tmp_path / "ws" / "config.toml"
+    document = tomlkit.parse(config.read_text())
+    document["model"]["sigmatemp"] = 0.5
+    document["model"]["timescale"] = 2.0
+    config.write_text(tomlkit.dumps(document))
+    monkeypatch.chdir(tmp_path / "ws")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "(sigmatemp 0.5, pitemp 1, timescale 2)" in result.output
+    result = CliRunner().invoke(cli, [*args, "--sigmatemp", "0.01"])  # the option wins
+    assert "(sigmatemp 0.01, pitemp 1, timescale 2)" in result.output
+
+
 def test_generate_for_a_number_of_seconds(model_file, tmp_path):
     from antiphon.data.generate import play
     from antiphon.model.loader import open_model
 
     played = play(open_model(model_file, seed=0), seconds=4.0)
     assert played.seconds >= 4.0 and played.seconds - played.events[-1, 0] < 4.0
+    capped = play(open_model(model_file, seed=0), events=5, seconds=1e6)  # whichever first
+    assert len(capped.events) == 5
 
 
 def test_plotting_without_matplotlib_says_how_to_install_it(model_file, tmp_path):
@@ -195,7 +223,7 @@ def test_train_without_a_dataset_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_ctrl_c_saves_the_best_model_and_the_run_resumes(workspace):
     pytest.importorskip("torch")
-    assert CliRunner().invoke(cli, ["dataset", "-D", "3"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["dataset", "-D", "3", "--synthetic"]).exit_code == 0
     process = subprocess.Popen(
         [sys.executable, "-m", "antiphon", "train", "-D", "3", "-M", "xxs", "-N", "1000",
          "--no-earlystopping", "--seed", "1", "--threads", "1", "--epoch-windows", "32"],

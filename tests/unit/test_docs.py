@@ -304,7 +304,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     logs, datasets = str(root / "logs"), str(root / "datasets")
     for dimension in ("4", "9"):
         invoke(["data", "synth", "-D", dimension, "-n", "2", "-m", "0.5", "--destination", logs])
-        invoke(["dataset", "-D", dimension, "-S", logs, "--destination", datasets])
+        invoke(["dataset", "-D", dimension, "-S", logs, "--destination", datasets, "--synthetic"])
+    for log in (root / "logs").glob("*-synthetic-*.log"):  # as if played: the docs' commands
+        log.rename(log.with_name(log.name.replace("-synthetic-", "-osc-")))  # collect those
     shutil.copy(loader.bundled_model(4), root / MY_MODEL)
     write_impsy_h5(root / IMPSY_H5, loader.read_model(loader.bundled_model(9)).weights)
     shutil.copytree(ROOT / "examples", root / "examples")

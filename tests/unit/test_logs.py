@@ -258,3 +258,44 @@ def test_an_overlong_line_is_skipped_without_reading_it_whole(tmp_path):
     )
     log = logs.read_log(path)
     assert log.skipped == {"too long": 1} and len(log.times) == 2
+
+
+def test_a_logs_name_says_where_it_came_from_and_keeps_impsys_ending(tmp_path):
+    started = datetime(2024, 3, 1, 12, 0, 0)
+    path = logs.write_events(tmp_path, np.full((3, 3), 0.5, np.float32), origin="synthetic")
+    assert path.name.endswith("-synthetic-3d-mdrnn.log")  # IMPSY collects *-3d-mdrnn.log
+    log = logs.read_log(path)
+    assert log.origin == "synthetic" and not log.played and len(log.times) == 3
+    assert logs.dimension_from_name(path) == 3
+    with logs.LogWriter(tmp_path, 3, started=started, origin="browser") as a:
+        a.write("interface", [0.1, 0.2])
+    with logs.LogWriter(tmp_path, 3, started=started, origin="browser") as b:
+        b.write("interface", [0.1, 0.2])
+    assert a.path.name == "2024-03-01T12-00-00-browser-3d-mdrnn.log"
+    assert b.path.name == "2024-03-01T12-00-00-2-browser-3d-mdrnn.log"
+    assert logs.recording_order(a.path) < logs.recording_order(b.path)
+    assert logs.read_log(b.path).describe_origin() == "played in the browser"
+    old = tmp_path / "2019-01-17T12-37-38-3d-mdrnn.log"  # IMPSY's, or antiphon's before
+    old.write_text("2019-01-17T12:37:38.1,interface,0.1,0.2\n")
+    assert logs.read_log(old).played and logs.origin_from_name(old) is None
+    assert logs.origin_of("midi X-TOUCH") == "midi" and logs.origin_of("command port") is None
+    with pytest.raises(ValueError, match="unknown log origin"):
+        logs.log_name(started, 3, "made-up")
+
+
+def test_a_log_created_before_its_origin_was_known_is_renamed_once(tmp_path):
+    with logs.LogWriter(tmp_path, 3, started=datetime(2024, 3, 1, 12, 0, 0)) as writer:
+        writer.write("rnn", [0.1, 0.2])  # the model played first (battle mode)
+        wait_until(lambda: writer.path.exists())
+        first = writer.path
+        writer.origin = "osc"  # then the performer, over OSC
+        writer.write("interface", [0.3, 0.4])
+    assert writer.path.name == "2024-03-01T12-00-00-osc-3d-mdrnn.log" and not first.exists()
+    assert logs.read_log(writer.path).sources == ["rnn", "interface"]
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)

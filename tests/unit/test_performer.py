@@ -6,6 +6,7 @@ import pytest
 from antiphon.data import performer
 from antiphon.data.dataset import from_logs
 from antiphon.data.performer import Performer
+from antiphon.errors import AntiphonError
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +81,12 @@ def test_any_dimension_works():
 
 def test_synthetic_logs_become_a_dataset(tmp_path):
     paths = performer.write_logs(tmp_path, 4, 3, 0.5, seed=4)
-    assert len(paths) == 3 and all(p.name.endswith("-4d-mdrnn.log") for p in paths)
+    assert len(paths) == 3 and all(p.name.endswith("-synthetic-4d-mdrnn.log") for p in paths)
     assert paths == sorted(paths)  # dated one after another
     expected = Performer(4, seed=4)
-    collected = from_logs(tmp_path, 4)
+    with pytest.raises(AntiphonError, match="all synthetic or generated logs.*--synthetic"):
+        from_logs(tmp_path, 4)  # no one played them: not without asking
+    collected = from_logs(tmp_path, 4, made=True)
     for got in collected.dataset.performances:
         want = expected.performance(30)[1:]  # the log's first row has no dt
         np.testing.assert_allclose(got[:, 1:], want[:, 1:], atol=1e-6)

@@ -71,11 +71,9 @@ def wait_for(client, job_id: str, until=lambda job: job["state"] != "running", t
 
 
 def build(client, dimension, **fields):
-    return client.post(
-        "/datasets/build",
-        data={"csrf_token": token(client), "dimension": str(dimension), **fields},
-        headers=HTML,
-    )
+    """Build from the workspace's logs, synthetic ones included (the box ticked)."""
+    form = {"csrf_token": token(client), "dimension": str(dimension), "synthetic": "1"}
+    return client.post("/datasets/build", data=form | fields, headers=HTML)
 
 
 def upload(client, name, content):
@@ -99,13 +97,19 @@ def performances(dimension, lengths, seed=0):
 # -- building a dataset -------------------------------------------------------------------
 
 
+def test_a_dataset_leaves_out_logs_no_one_played_unless_asked(client, workspace):
+    job = wait_for(client, newest_job(build(client, 3, synthetic="").text))
+    assert job["state"] == "failed" and "all synthetic or generated" in job["message"], job
+    assert not (workspace.datasets / DATASET).exists()
+
+
 def test_a_dataset_is_built_from_logs_as_a_job(client, workspace):
     page = build(client, 3)
     assert page.status_code == 200 and f"Building {DATASET} from logs/" in page.text
     job = wait_for(client, newest_job(page.text))
     assert job["kind"] == "dataset" and job["state"] == "done", job
     assert job["progress"] == 1.0 and job["result"] == DATASET
-    expected = datasets.from_logs(workspace.logs, 3).dataset
+    expected = datasets.from_logs(workspace.logs, 3, made=True).dataset
     assert job["message"] == (
         f"Built {DATASET}: 3 performances, {len(expected.events):,} events from 3 logs"
     )

@@ -15,6 +15,7 @@ from antiphon.errors import needs_extra
 from antiphon.limits import SIZES
 
 if TYPE_CHECKING:
+    from antiphon.config import ModelConfig
     from antiphon.data.dataset import Dataset
 
 _TRAIN_HINT = needs_extra("training needs PyTorch", "train")
@@ -27,6 +28,15 @@ def _configured_dimension() -> int | None:
     from antiphon import config
 
     return config.load("config.toml").model.dimension
+
+
+def _configured_model() -> ModelConfig:
+    """The [model] settings of ./config.toml, else the defaults every workspace starts with."""
+    from antiphon import config
+
+    if not Path("config.toml").is_file():
+        return config.ModelConfig()
+    return config.load("config.toml").model
 
 
 # -- antiphon dataset ----------------------------------------------------------------------
@@ -64,6 +74,11 @@ def _configured_dimension() -> int | None:
     help="antiphon's format (no pickle) or IMPSY's perfs .npz.",
 )
 @click.option(
+    "--synthetic",
+    is_flag=True,
+    help="Also collect logs no one played (from `data synth` and `generate`).",
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw every control over time to this PNG.",
@@ -74,16 +89,18 @@ def dataset(
     destination: Path,
     filename: str | None,
     fmt: str,
+    synthetic: bool,
     plot: Path | None,
 ) -> None:
-    """Collect the performance logs of one dimension into a training dataset."""
+    """Collect the performance logs of one dimension into a training dataset
+    (the logs people played, unless --synthetic)."""
     from antiphon.data import dataset as datasets
 
     if plot:
         _require_plotting()
     if dimension is None:
         dimension = _configured_dimension() or datasets.only_dimension(source)
-    collected = datasets.from_logs(source, dimension)
+    collected = datasets.from_logs(source, dimension, made=synthetic)
     path = datasets.save(
         destination / (filename or datasets.default_name(dimension)), collected.dataset, fmt
     )
@@ -381,24 +398,18 @@ def train(ctx: click.Context, **options: object) -> None:
     "--sigmatemp",
     "--sigma-temp",
     type=click.FloatRange(0),
-    default=0.01,
-    show_default=True,
-    help="Scales the variance of each sample.",
+    help="Scales the variance of each sample [default: config.toml's, else 0.2].",
 )
 @click.option(
     "--pitemp",
     "--pi-temp",
     type=click.FloatRange(0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Temperature of the mixture choice.",
+    help="Temperature of the mixture choice [default: config.toml's, else 1].",
 )
 @click.option(
     "--timescale",
     type=click.FloatRange(0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Multiplies every dt (2 = half speed).",
+    help="Multiplies every dt, 2 = half speed [default: config.toml's, else 1].",
 )
 @click.option("--seed", type=int, help="Make the same performance again.")
 @click.option(
@@ -418,14 +429,17 @@ def generate(
     dimension: int,
     events: int | None,
     seconds: float | None,
-    sigmatemp: float,
-    pitemp: float,
-    timescale: float,
+    sigmatemp: float | None,
+    pitemp: float | None,
+    timescale: float | None,
     seed: int | None,
     output_dir: Path,
     plot: Path | None,
 ) -> None:
-    """Let a model play on its own and write what it played as a log (and a plot)."""
+    """Let a model play on its own and write what it played as a log (and a plot).
+
+    It plays as the workspace does: sigmatemp, pitemp and timescale come from
+    ./config.toml when there is one."""
     from antiphon.data import generate as generating
     from antiphon.data.logs import RNN, write_events
     from antiphon.errors import AntiphonError
@@ -441,10 +455,17 @@ def generate(
         _require_plotting()
     if events is None and seconds is None:
         events = 1000
+    settings = _configured_model()
+    sigmatemp = settings.sigmatemp if sigmatemp is None else sigmatemp
+    pitemp = settings.pitemp if pitemp is None else pitemp
+    timescale = settings.timescale if timescale is None else timescale
     predictor = loader.open_model(model, sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)
     played = generating.play(predictor, events=events, seconds=seconds, timescale=timescale)
-    path = write_events(output_dir, played.events, source=RNN)
-    click.echo(f"{model.name} played:")
+    path = write_events(output_dir, played.events, source=RNN, origin="generated")
+    click.echo(
+        f"{model.name} played (sigmatemp {sigmatemp:g}, pitemp {pitemp:g}, "
+        f"timescale {timescale:g}):"
+    )
     for line in played.lines():
         click.echo(f"  {line}")
     click.echo(f"wrote {path}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -128,9 +129,23 @@ def run(
             if setup.config_path
             else Workspace(Path.cwd())
         )
-        services.append(web_service(workspace, web_host or webui.host, web_port or webui.port))
+        host, port = web_host or webui.host, web_port or webui.port
+        services.append(web_service(workspace, host, port))
+        services.insert(0, _play_page(host, port))
     code = run_engine(setup, services)
     sys.exit(code)
+
+
+def _play_page(host: str, port: int) -> Callable[[object], Awaitable[None]]:
+    """The last line of the start-up banner: where to play with nothing else at hand."""
+    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+
+    async def say(engine: object) -> None:
+        logging.getLogger("antiphon").info(
+            "play it and hear it from a browser: http://%s:%s/play", shown, port
+        )
+
+    return say
 
 
 COMMANDS = [run]

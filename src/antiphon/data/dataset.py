@@ -26,9 +26,11 @@ import numpy as np
 from antiphon.data import impsy_npz, npz
 from antiphon.data.logs import (
     INTERFACE,
+    MADE,
     MAX_DIMENSION,
     MIN_DIMENSION,
     dimension_from_name,
+    origin_from_name,
     read_log,
     recording_order,
 )
@@ -42,6 +44,9 @@ MIN_TRAINING_EVENTS = 52
 (IMPSY's rule: a window is 51 events)."""
 
 Format = Literal["antiphon", "impsy"]
+
+MADE_LOGS = "synthetic or generated logs"
+MADE_HINT = "use them too with `antiphon dataset --synthetic` (or the Datasets page's checkbox)"
 
 
 def default_name(dimension: int) -> str:
@@ -183,10 +188,13 @@ class Collected:
     empty: list[str]  # of those, the ones without two interface events
     unreadable: dict[str, str] = field(default_factory=dict)  # log -> why it was left out
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # log -> rows skipped
+    made: list[str] = field(default_factory=list)  # synthetic or generated: left out
 
     def notes(self, most: int = 5) -> list[str]:
         """What was left out, by log name: a bad row or file costs only itself."""
         notes = []
+        if self.made:
+            notes.append(f"left out {len(self.made)} {MADE_LOGS}: {MADE_HINT}")
         for name, why in list(self.unreadable.items())[:most]:
             notes.append(f"left out {name}: {why}")
         for name, reasons in list(self.skipped.items())[:most]:
@@ -224,11 +232,18 @@ def only_dimension(source: str | Path) -> int:
 
 
 def from_logs(
-    source: str | Path, dimension: int, on_log: Callable[[int, int], None] | None = None
+    source: str | Path,
+    dimension: int,
+    on_log: Callable[[int, int], None] | None = None,
+    *,
+    made: bool = False,
 ) -> Collected:
     """Every ``*-{D}d-mdrnn.log`` in ``source``, in time order, as one dataset.
 
     Only the performer's (``interface``) rows are used; dt is measured between them.
+    Logs no one played (``data synth``'s, ``generate``'s: see ``logs.MADE``) are left
+    out unless ``made``: a model should learn from people playing. Their names say so,
+    so they are left out before they are read.
     ``on_log(done, total)`` hears after each log is read.
     """
     source = Path(source)
@@ -253,11 +268,16 @@ def from_logs(
             f"no performance logs (*-{dimension}d-mdrnn.log) in {source}: play with "
             "antiphon to record some, or make synthetic ones with `antiphon data synth`"
         )
-    performances, names, empty = [], [], []
+    performances, names, empty, left_out = [], [], [], []
     unreadable: dict[str, str] = {}
     skipped_by_log: dict[str, dict[str, int]] = {}
     skipped: Counter[str] = Counter()
     for done, path in enumerate(paths, 1):
+        if not made and origin_from_name(path) in MADE:
+            left_out.append(path.name)
+            if on_log is not None:
+                on_log(done, len(paths))
+            continue
         try:
             log = read_log(path, dimension)
         except AntiphonError as exc:  # one unreadable file must not cost the others
@@ -276,10 +296,16 @@ def from_logs(
         performances.append(events)
         names.append(path.name)
     if not performances:
+        if left_out and len(left_out) + len(unreadable) == len(paths):
+            raise AntiphonError(
+                f"the {len(paths)} {dimension}d logs in {source} are all {MADE_LOGS}: "
+                f"play some, or {MADE_HINT}"
+            )
         raise AntiphonError(
             f"the {len(paths)} {dimension}d logs in {source} hold no performer events "
             f"(rows skipped: {dict(skipped) or 'none'}"
             + (f"; unreadable: {', '.join(unreadable)}" if unreadable else "")
+            + (f"; {len(left_out)} {MADE_LOGS} left out" if left_out else "")
             + ")"
         )
     return Collected(
@@ -288,6 +314,7 @@ def from_logs(
         empty,
         unreadable,
         skipped_by_log,
+        left_out,
     )
 
 

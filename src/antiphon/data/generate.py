@@ -47,8 +47,9 @@ def play(
     seconds: float | None = None,
     timescale: float = 1.0,
 ) -> Played:
-    """Let the model play ``events`` events, or until ``seconds`` of music have passed."""
-    if (events is None) == (seconds is None):
+    """Let the model play ``events`` events, or until ``seconds`` of music have passed
+    (with both, whichever comes first)."""
+    if events is None and seconds is None:
         raise AntiphonError("say how much to play: a number of events or of seconds")
     if timescale <= 0:
         raise AntiphonError(f"timescale must be positive, got {timescale}")

@@ -251,12 +251,13 @@ def write_logs(
     started: datetime | None = None,
 ) -> list[Path]:
     """Record ``performances`` synthetic performances as IMPSY-format log files, dated
-    one after another from ``started`` (now by default)."""
+    one after another from ``started`` (now by default). Each says ``# source: synthetic``,
+    so datasets leave them out unless asked to take them."""
     performer = Performer(dimension, style=style, seed=seed)
     when = started or datetime.now()
     paths = []
     for _ in range(performances):
         events = performer.performance(minutes * 60)
-        paths.append(write_events(directory, events, started=when))
+        paths.append(write_events(directory, events, started=when, origin="synthetic"))
         when += timedelta(seconds=float(events[:, 0].sum()) + 60)
     return paths

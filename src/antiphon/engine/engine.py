@@ -113,6 +113,7 @@ class Engine:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._started_at = 0.0
+        self._take_started: float | None = None  # while a take is being recorded
         self._apply_settings(setup)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -207,6 +208,7 @@ class Engine:
             "channels": self.channels.describe(),
             "log": str(self._log.path) if self._log else None,
             "log_problem": self._log.problem if self._log else None,
+            "take_seconds": None if self._take_started is None else now - self._take_started,
             **self.warnings.as_dict(),
         }
 
@@ -250,6 +252,24 @@ class Engine:
             EngineEvent("reload", self._now(), detail={"ok": True, "model": new.model_name})
         )
         log.info("reloaded %s (model %s)", new.config_path or "defaults", new.model_name)
+
+    # -- takes: the Play page's record button -------------------------------------------------
+    async def new_take(self) -> str:
+        """Record what is played from now on in a log of its own (a take)."""
+        if self._log is None:
+            raise CommandError("logging is off (log_input and log_predictions in config.toml)")
+        await self._replace_log()
+        self._take_started = self._now()
+        return f"recording a take in {self._log.path.name}"
+
+    async def stop_take(self) -> str:
+        """End the take: its log is closed, and what is played next goes to a new log."""
+        if self._take_started is None:
+            return "no take is being recorded"
+        path = self._log.path if self._log is not None else None
+        self._take_started = None
+        await self._replace_log()
+        return f"take recorded in {path.name}" if path is not None else "take ended"
 
     # -- commands (see commands.COMMANDS) ------------------------------------------------------
     def set_mode(self, mode: str) -> str:
@@ -348,7 +368,7 @@ class Engine:
         if self.input_thru:
             self.channels.thru(vector)
         if self._log is not None and self.config.log_input:
-            self._log.write("interface", vector)
+            self._log.write("interface", vector, source)
         self.channels.heard(vector)
         if self.hub.active:
             self.hub.publish(
@@ -466,12 +486,17 @@ class Engine:
             or new.log_dir != old.log_dir
             or self._log is None
         ):
-            closing, self._log = self._log, None
-            if closing is not None:
-                closing.flush()
-                await asyncio.get_running_loop().run_in_executor(None, closing.close)
-            self._open_log()
+            await self._replace_log()
         self._enter_mode()
+
+    async def _replace_log(self) -> None:
+        """Log from the next event on in a new file; the old one is closed in a thread."""
+        closing = self._log
+        self._log = None
+        self._open_log()
+        if closing is not None:
+            closing.flush()
+            await asyncio.get_running_loop().run_in_executor(None, closing.close)
 
     def _open_log(self) -> None:
         config = self.config

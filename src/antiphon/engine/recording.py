@@ -5,6 +5,10 @@ a few times a second rather than one by one. Waking that thread for each event
 makes it compete with the engine for the Python interpreter at exactly the moment
 an answer is due (it cost about 0.4 ms per event on the development machine).
 
+The first channel that plays into the log names it (``...-browser-9d-mdrnn.log``, see
+``data.logs``), so the Logs page can tell a performance in the browser from one over
+OSC, and a dataset can leave out logs no one played.
+
 What happens to the file (deleted while recorded, the disk full) is the writer's
 business (see ``data.logs``): the engine only ever hands rows over, reads
 ``problem`` for its status, and hears each change once through ``warn``.
@@ -19,7 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from antiphon.data.logs import LogWriter
+from antiphon.data.logs import LogWriter, origin_of
 
 FLUSH_INTERVAL = 0.1
 """Seconds between hand-overs to the writer thread (a crash loses at most this much)."""
@@ -49,6 +53,7 @@ class Recorder:
         self._writer = LogWriter(directory, dimension, report=self._report)
         self._rows: list[tuple[str, Sequence[float], datetime]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._named = False  # a performer's channel has named the log
         self.dropped = 0
 
     @property
@@ -61,7 +66,11 @@ class Recorder:
         """Why events are not reaching the log right now (the disk is full...), or None."""
         return self._writer.problem
 
-    def write(self, source: str, values: Sequence[float]) -> None:
+    def write(self, source: str, values: Sequence[float], channel: str | None = None) -> None:
+        """One row; the first performer's ``channel`` gives the log its origin."""
+        if channel is not None and not self._named:
+            self._named = True
+            self._writer.origin = origin_of(channel)  # read by the writer thread
         if len(self._rows) >= MAX_BATCH:
             self.dropped += 1
             return

@@ -36,6 +36,8 @@ class LogInfo(FileInfo):
     events: int
     duration: float  # seconds
     problem: str = ""  # why it could not be read
+    origin: str = ""  # where its rows came from (logs.LogFile.describe_origin)
+    played: bool = True  # by a person: datasets use it
 
     @property
     def duration_text(self) -> str:
@@ -131,6 +133,8 @@ def _log_info(path: Path, size: int, mtime_ns: int) -> LogInfo:
         dimension=log.dimension,
         events=len(log.times),
         duration=log.duration,
+        origin=log.describe_origin(),
+        played=log.played,
     )
 
 

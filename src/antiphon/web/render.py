@@ -41,6 +41,7 @@ _templates.filters["duration"] = duration
 _templates.filters["vector"] = vector
 
 NAV = [
+    ("/play", "Play"),
     ("/", "Dashboard"),
     ("/live", "Live"),
     ("/control", "Control"),

@@ -107,6 +107,11 @@ def web_service(workspace: Workspace, host: str, port: int) -> Callable[[Any], A
 
         try:
             sock = socket.create_server((host, port), reuse_port=False)
+            # Connections inherit it. asyncio sets TCP_NODELAY only on sockets whose proto
+            # is IPPROTO_TCP, and create_server's is 0: without it, Nagle's algorithm held
+            # each WebSocket message for the browser's next ACK, piggybacked on what the
+            # Play page sends every 16 ms (output -> page p50 9 ms instead of 0.8 ms).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             log.warning(
                 "web UI not started: cannot listen on %s:%s (%s); antiphon keeps "

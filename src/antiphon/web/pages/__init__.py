@@ -12,12 +12,14 @@ from antiphon.web.pages import (
     live,
     logs,
     models,
+    play,
     train,
 )
 
 ROUTES: list[BaseRoute] = [
     *api.routes,
     *auth.routes,
+    *play.routes,
     *dashboard.routes,
     *live.routes,
     *control.routes,

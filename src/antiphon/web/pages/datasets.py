@@ -101,8 +101,9 @@ async def data(request: Request) -> Response:
         raise Refused(str(exc).replace(str(path), path.name)) from None
 
 
-def build(web: WebState, dimension: int, impsy_format: bool) -> Any:
-    """Start building a dataset from every log of this dimension; returns the job."""
+def build(web: WebState, dimension: int, impsy_format: bool, made: bool = False) -> Any:
+    """Start building a dataset from every log of this dimension (only those people
+    played, unless ``made``); returns the job."""
     name = datasets.default_name(dimension)
     workspace = web.workspace
     return web.jobs.in_worker(
@@ -113,11 +114,17 @@ def build(web: WebState, dimension: int, impsy_format: bool) -> Any:
         workspace.datasets / name,
         dimension,
         impsy_format,
+        made,
     )
 
 
 def build_dataset(
-    progress: Progress, logs: Path, destination: Path, dimension: int, impsy_format: bool
+    progress: Progress,
+    logs: Path,
+    destination: Path,
+    dimension: int,
+    impsy_format: bool,
+    made: bool = False,
 ) -> tuple[str, str]:
     """A dataset job's work, in its own process: (message, the file made)."""
 
@@ -126,7 +133,7 @@ def build_dataset(
 
     progress(0.05, f"Reading the {dimension}d logs")
     try:
-        collected = datasets.from_logs(logs, dimension, on_log=reading)
+        collected = datasets.from_logs(logs, dimension, on_log=reading, made=made)
     except AntiphonError as exc:  # name the folder as the page does
         raise AntiphonError(str(exc).replace(str(logs), "logs/")) from None
     progress(0.9, "Writing the dataset")
@@ -153,7 +160,7 @@ async def start_build(request: Request) -> Response:
     if dimension not in found:
         there = ", ".join(f"{d}d" for d in sorted(found)) or "none yet"
         raise Refused(f"there are no {dimension}d logs in logs/ (logs there: {there})")
-    job = build(web, dimension, form.get("format") == "impsy")
+    job = build(web, dimension, form.get("format") == "impsy", form.get("synthetic") == "1")
     return back("/datasets", flash=f"Building {job.title}…")
 
 

@@ -8,7 +8,8 @@ function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]').content;
 }
 
-// Draw lines of values in [0, 1] against time on a canvas, crisp on any screen.
+// Draw lines of values in [0, 1] against time on a canvas, crisp on any screen;
+// returns the time-to-pixel mapping.
 function drawPlot(canvas, t, series, opts = {}) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth, height = canvas.clientHeight;
@@ -59,6 +60,7 @@ function drawPlot(canvas, t, series, opts = {}) {
       });
     }
   });
+  return { x };  // where a time is drawn, in CSS pixels (the Play page's cursor)
 }
 
 // A tick step of 1, 2 or 5 times a power of ten, at least ``raw``.
