@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from antiphon.errors import AntiphonError, needs_extra
+from antiphon.limits import DEFAULT_SIGMATEMP
 from antiphon.model.files import ModelFileError
 from antiphon.model.mdrnn import Predictor
 from antiphon.model.presets import SCALE_FACTOR, Architecture
@@ -42,7 +43,7 @@ class LiteRTMDRNN(Predictor):
         self,
         path: str | Path,
         *,
-        sigmatemp: float = 0.01,
+        sigmatemp: float = DEFAULT_SIGMATEMP,
         pitemp: float = 1.0,
         seed: int | None = None,
     ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from antiphon.errors import AntiphonError
+from antiphon.limits import DEFAULT_SIGMATEMP
 from antiphon.model import files, impsy, tflite
 from antiphon.model.files import ModelFile, ModelFileError
 from antiphon.model.mdrnn import MDRNN, Predictor, Weights
@@ -42,7 +43,7 @@ def read_model(path: str | Path) -> ModelFile:
 def open_model(
     path: str | Path,
     *,
-    sigmatemp: float = 0.01,
+    sigmatemp: float = DEFAULT_SIGMATEMP,
     pitemp: float = 1.0,
     seed: int | None = None,
 ) -> Predictor:
