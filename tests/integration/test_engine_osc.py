@@ -33,9 +33,16 @@ def test_callresponse_listens_while_the_performer_plays_then_answers(tmp_path):
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
         config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=0.3)
+        started = now()
         async with running(config, Overrides(seed=1)) as engine:
-            assert await synth.collect(0.4) == []  # nobody has played: the model waits
-            for i in range(8):
+            # nobody has played: the model plays from the start, as IMPSY's does
+            opening = await synth.next(2.0)
+            assert opening[0] - started >= 0.3 - 0.01  # after the threshold
+            performer.send(ports.server, "/interface", 0.0, 0.5, 0.9)
+            await until(lambda: engine.inputs == 1)
+            await asyncio.sleep(0.02)
+            synth.drain()  # what was already on the wire
+            for i in range(1, 8):
                 performer.send(ports.server, "/interface", i / 8, 0.5, 0.9)
                 last_input = now()
                 await asyncio.sleep(0.05)
@@ -50,6 +57,26 @@ def test_callresponse_listens_while_the_performer_plays_then_answers(tmp_path):
             assert await synth.collect(0.2) == []  # the performer plays: the model listens
             assert await synth.next(1.0)  # and answers again after the next silence
             assert engine.inputs == 9
+
+    play(scenario())
+
+
+def test_callresponse_can_wait_for_the_performer(tmp_path):
+    async def scenario():
+        ports = Ports()
+        synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=0.1)
+        config.write_text(
+            config.read_text().replace(
+                "[interaction]\n", "[interaction]\nwait_for_performer = true\n"
+            )
+        )
+        async with running(config, Overrides(seed=1)) as engine:
+            assert engine.wait_for_performer
+            assert await synth.collect(0.5) == []  # nobody has played: the model waits
+            performer.send(ports.server, "/interface", 0.5, 0.5, 0.5)
+            assert await synth.next(2.0)  # and answers after the performer's silence
+            assert engine.outputs >= 1
 
     play(scenario())
 
@@ -200,7 +227,9 @@ def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeyp
         ports = Ports()
         performer = await OSCPeer.listen()
         config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        before = now()
         async with running(config) as engine:
+            after = now()
             heard, sent = [], []
             generate = engine.model.generate
             engine.model.generate = lambda event: heard.append(event) or generate(event)
@@ -210,7 +239,8 @@ def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeyp
                 sent.append(now())
             await until(lambda: len(heard) == 4)
         dts = [event[0] for event in heard]
-        assert dts[0] == 0.0  # nothing before the first event
+        # the first is measured from the start, as IMPSY measures it
+        assert min(sent[0] - after, 0.25) - 0.01 <= dts[0] <= min(sent[0] - before, 0.25) + 0.05
         assert dts[1] == pytest.approx(sent[1] - sent[0], abs=0.01)
         assert dts[2] == pytest.approx(sent[2] - sent[1], abs=0.01)
         assert dts[3] == 0.25  # a long pause is capped

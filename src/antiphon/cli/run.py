@@ -68,14 +68,19 @@ def _setup_logging() -> None:
 )
 @click.option("--verbose/--quiet", default=None, help="Print every input and output.")
 @click.option(
+    "--log-input/--no-log-input", default=None, help="Log what the performer plays [default: on]."
+)
+@click.option(
     "--log-predictions/--no-log-predictions", default=None, help="Also log what the model plays."
 )
 @click.option(
+    "-l",
     "--logdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where logs go [default: logs/ beside the config].",
+    help="Where logs go [default: logs/ of the workspace].",
 )
 @click.option(
+    "-d",
     "--dimension",
     type=click.IntRange(*(int(n) for n in (bounds(ModelConfig, "dimension").low, MAX_DIMENSION))),
     help="Number of controls + 1.",
@@ -122,11 +127,7 @@ def run(
         from antiphon.workspace import Workspace
 
         webui = setup.config.webui
-        workspace = (
-            Workspace(setup.config_path.parent, setup.config_path)
-            if setup.config_path
-            else Workspace(Path.cwd())
-        )
+        workspace = Workspace(setup.root, setup.config_path)
         services.append(web_service(workspace, web_host or webui.host, web_port or webui.port))
     code = run_engine(setup, services)
     sys.exit(code)
