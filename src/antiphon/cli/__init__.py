@@ -75,11 +75,15 @@ def config_check(file: Path) -> None:
     setup = prepare(file, strict=True)
     for warning in setup.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
+    for substitution in setup.substitutions:  # what `antiphon run` would play instead
+        click.secho(f"error: would play {substitution}", fg="red", err=True)
     loaded = setup.config
     channels = [name for name in SECTIONS if getattr(loaded, name) is not None]
+    verdict = "plays, but not as written (see the errors)" if setup.substitutions else "OK"
     click.echo(
-        f"{file}: OK. mode {loaded.interaction.mode}, dimension {loaded.model.dimension}, "
-        f"model {setup.model_name}, channels: {', '.join(channels) or 'none'}"
+        f"{file}: {verdict}. mode {loaded.interaction.mode}, dimension "
+        f"{loaded.model.dimension}, model {setup.model_name}, channels: "
+        f"{', '.join(channels) or 'none'}"
     )
 
 
