@@ -166,6 +166,7 @@ def test_an_impsy_project_runs_from_its_root_and_says_what_it_plays_instead(tmp_
         dashboard = httpx.get(f"{url}/").text
         assert "Not playing as asked" in dashboard
         assert dashboard.count("<strong>Fix:</strong>") == 2
+        assert "out 127.0.0.1 (in place of host.docker.internal" in dashboard  # the address used
 
         status = subprocess.run(
             [sys.executable, "-m", "antiphon", "remote", "--url", url, "status"],

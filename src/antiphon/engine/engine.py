@@ -73,6 +73,7 @@ data) and a tiny timescale shrinks every dt: without a floor, each event would b
 as soon as the previous one was played and the loop would never get back to its
 sockets (``timescale = 0.001`` once locked up the instrument for good). A millisecond
 is below what a listener can tell apart and caps the model at 1,000 events a second.
+It is also IMPSY's floor on a played event's dt, which the model then hears back.
 """
 
 MAX_LATE = 0.25

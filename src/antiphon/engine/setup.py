@@ -74,7 +74,7 @@ class Setup:
     model_name: str
     model_path: Path | None
     log_dir: Path
-    root: Path  # the workspace: logs/, datasets/, models/ (``workspace.root_for``)
+    root: Path = field(default_factory=Path.cwd)  # the workspace (``workspace.root_for``)
     warnings: list[str] = field(default_factory=list)
     problem: str | None = None  # why nothing plays (see ``not_playing``)
     substitutions: list[Substitution] = field(default_factory=list)  # played, not asked
