@@ -39,7 +39,7 @@ bench: $(VENV)/.dev
 
 # The engine's full measurements: 30 s of idle CPU and a 10-minute performance.
 bench-long: $(VENV)/.dev
-	$(BIN)/python -m antiphon.engine.bench --long
+	$(BIN)/python -m antiphon.bench.engine --long
 
 # Training quality and time to quality against IMPSY's recipe (about an hour; needs ../shared/impsy).
 bench-train: $(VENV)/.dev

@@ -27,7 +27,7 @@ How the engine is measured, in every phase:
 - Onset lateness, when an event was played minus its deadline, is taken by the engine
   itself for every event it plays, and arrives with the event on the live page's
   WebSocket (``played``, ``deadline``, ``dt``). That is what `python -m
-  antiphon.engine.bench` measures in-process, with no second clock involved; a
+  antiphon.bench.engine` measures in-process, with no second clock involved; a
   measuring WebSocket is therefore open in every phase, the baseline included, and
   events it loses (when it falls behind) are counted. Drift is, per phase, the time
   from its first played event to its last minus the sum of the model's dt × timescale
@@ -78,9 +78,9 @@ import numpy as np
 import psutil
 import websockets
 
+from antiphon.bench.engine import antiphon_run
 from antiphon.data import performer
 from antiphon.data.dataset import default_name
-from antiphon.engine.bench import antiphon_run
 from antiphon.workspace import init
 
 DIMENSION = 9
@@ -108,7 +108,7 @@ TRAIN_GRACE = 120.0  # seconds a training run may take past its limit before it 
 
 PINGER = """\
 import json, sys, threading
-from antiphon.engine import bench
+from antiphon.bench import engine as bench
 stop = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 trips = bench.round_trips({server}, {client}, stop=stop, echo=True, interval={interval})

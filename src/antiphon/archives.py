@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -90,7 +91,7 @@ class Archive:
         try:
             with self._zip.open(name) as f:
                 data = f.read(stated + 1 if head is None else min(head, stated))
-        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError, zlib.error) as exc:
             raise ArchiveError(f"{self.path}: {name} cannot be unpacked ({exc})") from None
         if head is None and len(data) != stated:
             raise ArchiveError(

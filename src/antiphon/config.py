@@ -26,59 +26,19 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from antiphon.errors import AntiphonError
-
-Mode = Literal["callresponse", "polyphony", "battle", "useronly"]
-MODES: tuple[str, ...] = get_args(Mode)
-Size = Literal["xxs", "xs", "s", "m", "l", "xl"]
-SIZES: tuple[str, ...] = get_args(Size)
-
-DEFAULT_SIGMATEMP = 0.2
-"""What a model plays at unless told otherwise. At IMPSY's 0.01 every model we have
-stays near its most likely path and leaves most controls still; at 0.1-0.3 it sweeps
-every control while keeping its phrasing."""
-
-MAX_DIMENSION = 129
-"""Controls + 1 at most: one per MIDI controller number, plus dt. A model's buffers
-grow with the dimension; 100,000,000 (which nothing stopped) once took 7.9 GB."""
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """The values a numeric setting may take.
-
-    config.toml, the ``/impsy/...`` commands (OSC, command port, JSON API, web UI) and
-    the command line all check against the same Bounds, read from the schema below,
-    so no way in can set what another refuses.
-    """
-
-    low: float
-    high: float
-    low_open: bool = False  # the low end itself is not allowed
-
-    def problem(self, value: float) -> str | None:
-        """Why ``value`` is not allowed, or None."""
-        if not math.isfinite(value):
-            return "use a finite number"
-        if value > self.high or value < self.low or (self.low_open and value == self.low):
-            return f"use a number {self.describe()}"
-        return None
-
-    def describe(self) -> str:
-        if self.low_open:
-            return f"greater than {self.low:g} and at most {self.high:g}"
-        return f"from {self.low:g} to {self.high:g}"
-
-
-PORT = Bounds(1, 65535)
-BAUD = Bounds(1, 4_000_000)
-
-
-def bounds(section: type, name: str) -> Bounds:
-    """The Bounds of a numeric setting, e.g. ``bounds(ModelConfig, "timescale")``."""
-    found = next((f for f in dataclasses.fields(section) if f.name == name), None)
-    if found is None or "bounds" not in found.metadata:
-        raise KeyError(f"{section.__name__}.{name} is not a bounded setting")
-    return found.metadata["bounds"]
+from antiphon.limits import (
+    BAUD,
+    DEFAULT_SIGMATEMP,
+    DIMENSION,
+    FEEDBACK_THRESHOLD,
+    PITEMP,
+    PORT,
+    SIGMATEMP,
+    SIZES,
+    THRESHOLD,
+    TIMESCALE,
+    Mode,
+)
 
 
 class ConfigError(AntiphonError):
@@ -163,7 +123,7 @@ class MidiMapping:
 @dataclass
 class InteractionConfig:
     mode: Mode = "callresponse"
-    threshold: float = field(default=0.1, metadata={"bounds": Bounds(0.0, 60.0)})
+    threshold: float = field(default=0.1, metadata={"bounds": THRESHOLD})
     input_thru: bool = False
     # callresponse: the model plays from the start, as IMPSY's does; true makes it wait
     # until the performer has played once.
@@ -172,13 +132,12 @@ class InteractionConfig:
 
 @dataclass
 class ModelConfig:
-    dimension: int = field(default=9, metadata={"bounds": Bounds(2, MAX_DIMENSION)})
+    dimension: int = field(default=9, metadata={"bounds": DIMENSION})
     file: str | None = None
-    size: Size = "s"
-    sigmatemp: float = field(default=DEFAULT_SIGMATEMP, metadata={"bounds": Bounds(0.0, 100.0)})
-    pitemp: float = field(default=1.0, metadata={"bounds": Bounds(0.0, 100.0, low_open=True)})
-    # Any timescale is safe to play: the engine keeps a floor between the model's events.
-    timescale: float = field(default=1.0, metadata={"bounds": Bounds(0.0, 100.0, low_open=True)})
+    size: str = field(default="s", metadata={"choices": tuple(SIZES)})
+    sigmatemp: float = field(default=DEFAULT_SIGMATEMP, metadata={"bounds": SIGMATEMP})
+    pitemp: float = field(default=1.0, metadata={"bounds": PITEMP})
+    timescale: float = field(default=1.0, metadata={"bounds": TIMESCALE})
 
 
 @dataclass
@@ -196,7 +155,7 @@ class MIDIConfig:
     input: dict[str, list[MidiMapping]] = field(default_factory=dict)
     output: dict[str, list[MidiMapping]] = field(default_factory=dict)
     feedback_protection: bool = False
-    feedback_threshold: float = field(default=0.02, metadata={"bounds": Bounds(0.0, 10.0)})
+    feedback_threshold: float = field(default=0.02, metadata={"bounds": FEEDBACK_THRESHOLD})
     thru_matrix: dict[str, list[str]] = field(default_factory=dict)
     # thru_matrix translates through the mappings (IMPSY's way); true forwards every
     # message from the input port as it came, mapped or not.
@@ -235,6 +194,9 @@ class WebUIConfig:
     password: str | None = None
     monitor_port: int = field(default=4001, metadata={"bounds": PORT})
     command_port: int = field(default=4002, metadata={"bounds": PORT})
+    # Names the web UI answers to besides this machine's own (a DNS name of the
+    # instrument); requests for any other Host are refused (DNS rebinding).
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -550,6 +512,9 @@ def _convert(
     if hint is str:
         if not isinstance(value, str):
             fail("use a quoted string")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            fail(f"use one of {', '.join(repr(c) for c in choices)}")
         return value
     if origin is list:
         if not isinstance(value, list):

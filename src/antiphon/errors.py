@@ -6,11 +6,32 @@ class AntiphonError(Exception):
 
 
 def needs_extra(what: str, extra: str) -> str:
-    """How to install an optional part; antiphon is installed from its source folder."""
-    return (
-        f"{what} (the '{extra}' extra): in the antiphon folder run "
-        f"`.venv/bin/pip install -e '.[{extra}]' -c constraints.txt`"
-    )
+    """How to install an optional part into the environment antiphon runs in: from its
+    source folder when it was installed from one (a laptop), else by package name (an
+    instrument's /opt/antiphon has no source folder)."""
+    import sys
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2]
+    if (source / "pyproject.toml").is_file() and (source / "constraints.txt").is_file():
+        return (
+            f"{what} (the '{extra}' extra): in {source} run "
+            f"`{sys.executable} -m pip install -e '.[{extra}]' -c constraints.txt`"
+        )
+    packages = " ".join(_extra_packages(extra)) or f"'antiphon[{extra}]'"
+    return f"{what} (the '{extra}' extra): run `{sys.executable} -m pip install {packages}`"
+
+
+def _extra_packages(extra: str) -> list[str]:
+    """The requirements of one extra, as pyproject.toml lists them."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("antiphon") or []
+    except metadata.PackageNotFoundError:
+        return []
+    marker = f'extra == "{extra}"'
+    return [f"'{r.split(';')[0].strip()}'" for r in requirements if marker in r.replace("'", '"')]
 
 
 def shown(value: object, most: int = 40) -> str:

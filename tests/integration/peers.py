@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -128,10 +129,6 @@ class OSCPeer(asyncio.DatagramProtocol):
     async def next(self, timeout: float = 2.0) -> tuple[float, str, list[Any]]:
         return await asyncio.wait_for(self.messages.get(), timeout)
 
-    async def collect(self, seconds: float) -> list[tuple[float, str, list[Any]]]:
-        await asyncio.sleep(seconds)
-        return self.drain()
-
     def drain(self) -> list[tuple[float, str, list[Any]]]:
         out = []
         while not self.messages.empty():
@@ -222,6 +219,40 @@ class Instrument:
             text=True,
         )
         self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def read_until(self, text: str, timeout: float = 30.0) -> list[str]:
+        """Lines `antiphon run` prints, up to the first one containing ``text``."""
+        lines: list[str] = []
+        reader = threading.Thread(target=self._read_lines, args=(lines, text), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not lines or text not in lines[-1]:
+            raise AssertionError(f"{text!r} not printed; printed: {lines}")
+        return lines
+
+    def _read_lines(self, lines: list[str], text: str) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            lines.append(line)
+            if text in line:
+                return
+
+    def answers(self, timeout: float = 30.0) -> list[float]:
+        """Send /interface until the engine answers with /impsy (it plays polyphony)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as synth:
+            synth.bind(("127.0.0.1", self.client_port))
+            synth.settimeout(0.5)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self.send_osc(message("/interface", [0.2, 0.4, 0.6]))
+                try:
+                    while True:
+                        for timed in OscPacket(synth.recv(65536)).messages:
+                            if timed.message.address == "/impsy":
+                                return list(timed.message.params)
+                except TimeoutError:
+                    continue
+        raise AssertionError("the engine did not answer")
 
     def send_osc(self, datagram: bytes) -> None:
         """One datagram to the OSC port, as any program on the network could send it."""

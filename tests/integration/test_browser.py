@@ -190,7 +190,7 @@ def test_the_setup_form_makes_a_config(page, instrument):
     page.fill('input[name="midi_in_0_1_control"]', "14")
     shot(page, "setup")
     page.click('button:text-is("Make the config")')
-    page.wait_for_selector("text=Here is the config the setup form made")
+    page.wait_for_selector("text=Here is your config with the setup form")
     text = page.input_value("textarea")
     assert 'title = "Knob box"' in text and 'in_device = ["nanoKONTROL"]' in text
     assert '["control_change", 1, 14]' in text  # the second control's mapping

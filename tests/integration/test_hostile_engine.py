@@ -15,24 +15,6 @@ from peers import Instrument
 from antiphon.io.osc import message
 
 
-def answers(instrument: Instrument, timeout: float = 20.0) -> list[float]:
-    """Send one /interface and wait for the /impsy it causes (polyphony answers each)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as synth:
-        synth.bind(("127.0.0.1", instrument.client_port))
-        synth.settimeout(0.5)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            instrument.send_osc(message("/interface", [0.2, 0.4, 0.6]))
-            try:
-                while True:
-                    data = synth.recv(65536)
-                    if data.startswith(b"/impsy\0"):
-                        return list(data)
-            except TimeoutError:
-                continue
-    raise AssertionError("no answer from the engine")
-
-
 def stops_cleanly(instrument: Instrument, within: float = 3.0) -> str:
     instrument.process.send_signal(signal.SIGTERM)
     start = time.monotonic()
@@ -70,7 +52,7 @@ def test_a_tiny_timescale_in_the_config_cannot_starve_the_loop(player):
     status = instrument.http.get("/api/status").json()["engine"]  # the web UI still answers
     assert status["mode"] == "battle" and status["timescale"] == 0.0001
     assert instrument.command("/impsy/mode", "polyphony").status_code == 200
-    answers(instrument)
+    instrument.answers()
     stops_cleanly(instrument)
 
 
@@ -86,7 +68,7 @@ def test_a_tiny_timescale_sent_over_osc_cannot_starve_the_loop(player):
     status = instrument.http.get("/api/status").json()["engine"]
     assert status["outputs_per_second"] <= 1100  # the floor between the model's events
     assert instrument.command("/impsy/mode", "polyphony").status_code == 200
-    answers(instrument)
+    instrument.answers()
     stops_cleanly(instrument)
 
 
@@ -107,7 +89,7 @@ def test_values_outside_the_bounds_are_refused_wherever_they_come_from(player):
         time.sleep(0.1)
     status = instrument.http.get("/api/status").json()["engine"]
     assert status["paused"] is False and status["timescale"] == 1.0
-    answers(instrument)
+    instrument.answers()
     stops_cleanly(instrument)
 
 
@@ -123,7 +105,7 @@ def test_many_unknown_addresses_make_few_warnings_and_no_memory(player):
             time.sleep(0.01)
             if batch == 1:
                 before = process.memory_info().rss
-    answers(instrument)
+    instrument.answers()
     grown = process.memory_info().rss - before
     counts = instrument.http.get("/api/status").json()["engine"]["warning_counts"]
     assert set(counts) <= {"unknown command", "other"} | {
@@ -153,7 +135,7 @@ def test_a_config_that_cannot_play_keeps_the_web_ui_up_to_fix_it(player):
     assert "reloaded" in applied.json()["flash"]
     status = instrument.http.get("/api/status").json()["engine"]
     assert status["playing"] is True and status["problem"] is None
-    answers(instrument)
+    instrument.answers()
     stops_cleanly(instrument)
 
 
@@ -188,3 +170,25 @@ def test_without_the_web_ui_a_config_that_cannot_play_stops_with_its_reason(play
         timeout=60,
     )
     assert done.returncode == 1 and "dimension-4 model" in done.stderr
+
+
+def test_datagrams_the_system_drops_in_a_flood_are_counted_in_the_status(player):
+    instrument = player()
+    instrument.wait_ready()
+    instrument.process.send_signal(signal.SIGSTOP)  # a stall: nothing is read meanwhile
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(20_000):  # more than any receive buffer holds
+                sender.sendto(
+                    message("/interface", [0.5, 0.5, 0.5]), ("127.0.0.1", instrument.osc_port)
+                )
+    finally:
+        instrument.process.send_signal(signal.SIGCONT)
+    instrument.answers()
+    [osc] = [
+        c
+        for c in instrument.http.get("/api/status").json()["engine"]["channels"]
+        if c["name"] == "osc"
+    ]
+    assert osc["dropped"] > 0 and f"{osc['dropped']} datagrams lost" in osc["state"]
+    stops_cleanly(instrument)

@@ -158,7 +158,8 @@ def test_a_full_disk_loses_only_what_it_could_not_hold_and_stop_is_clean(tmp_pat
             # the last events before the room was made may have been written after it
             late = firsts(log).count(0.25)
             assert firsts(log) == [0.25] * late + [0.5] * 5
-            assert output.has(f"the log {log.name} is being written again ({5 - late} events")
+            again = f"the log {log.name} is being written again ({5 - late} events"
+            wait_for(lambda: output.has(again), what="the recovery reported")
 
             fill(logs)
             # the log's last 4 KB page has room for some; the rest is lost, and then

@@ -168,6 +168,10 @@ def test_one_command_updates_several_instruments(instrument, tmp_path):
     assert pushed.exit_code == 0 and (ws.models / "m.safetensors").exists()
 
 
+def _rows_on_disk(logs, count: int) -> bool:
+    return any(path.read_text().count(",interface,") >= count for path in logs.glob("*.log"))
+
+
 def test_remote_drives_a_playing_instrument(tmp_path):
     """The workshop loop against `antiphon run` itself: see it play, swap its model and
     settings while it keeps running, and bring back what was just played."""
@@ -186,7 +190,10 @@ def test_remote_drives_a_playing_instrument(tmp_path):
             )
             time.sleep(0.01)
         player.close()
-        time.sleep(0.5)  # the log writer hands rows to disk ten times a second
+        deadline = time.monotonic() + 30  # the log writer hands rows to disk in batches
+        while not _rows_on_disk(pi.workspace.logs, 20):
+            assert time.monotonic() < deadline, "the take never reached the disk"
+            time.sleep(0.05)
 
         model = files.save(
             tmp_path / "new.safetensors",

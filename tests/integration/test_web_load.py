@@ -13,8 +13,8 @@ from datetime import datetime
 from peers import Instrument
 
 from antiphon import config
+from antiphon.bench.engine import RoundTrips, round_trips
 from antiphon.data import performer
-from antiphon.engine.bench import RoundTrips, round_trips
 
 
 def test_every_osc_message_is_answered_while_a_dataset_builds_and_logs_zip(tmp_path):

@@ -150,3 +150,13 @@ def test_bench_writes_a_markdown_table(tmp_path):
     assert heavy.value == "none"
     table = out.read_text()
     assert table.count("\n| ") == len(rows) + 1 and "p50" in table
+
+
+def test_an_install_without_its_source_folder_is_told_which_packages_to_add(monkeypatch):
+    from antiphon import errors
+
+    advice = errors.needs_extra("reading IMPSY .h5/.keras models needs h5py", "impsy")
+    assert "-e '.[impsy]' -c constraints.txt" in advice  # from this source folder
+    monkeypatch.setattr(errors, "__file__", "/opt/antiphon/lib/antiphon/errors.py")
+    advice = errors.needs_extra("reading IMPSY .h5/.keras models needs h5py", "impsy")
+    assert "pip install 'h5py>=" in advice and "constraints" not in advice  # as on a Pi

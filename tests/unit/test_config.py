@@ -4,6 +4,7 @@ import pytest
 
 from antiphon import config
 from antiphon.config import ConfigError, MidiMapping
+from antiphon.limits import DEFAULT_SIGMATEMP, MODES
 from antiphon.workspace import config_template
 
 
@@ -13,7 +14,7 @@ def test_every_impsy_example_config_loads(impsy_dir):
     for path in paths:
         loaded = config.load(path)
         assert loaded.model.dimension >= 2
-        assert loaded.interaction.mode in config.MODES
+        assert loaded.interaction.mode in MODES
 
 
 def test_impsy_default_config_values(impsy_dir):
@@ -43,7 +44,7 @@ def test_ranged_mapping_and_unknown_keys(impsy_dir):
 def test_defaults_fill_every_missing_key():
     loaded = config.parse("")
     assert loaded.interaction.mode == "callresponse" and loaded.interaction.threshold == 0.1
-    assert loaded.model.dimension == 9 and loaded.model.sigmatemp == config.DEFAULT_SIGMATEMP
+    assert loaded.model.dimension == 9 and loaded.model.sigmatemp == DEFAULT_SIGMATEMP
     assert loaded.osc is None and loaded.midi is None  # absent sections are switched off
     partial = config.parse("[osc]\nserver_port = 7000\n")
     assert partial.osc.server_port == 7000 and partial.osc.client_port == 6001

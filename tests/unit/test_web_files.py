@@ -31,7 +31,7 @@ def workspace(tmp_path):
 
 @pytest.fixture
 def client(workspace):
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url="http://localhost") as c:
         c.get("/")  # the CSRF cookie, as a browser gets it
         yield c
 

@@ -26,6 +26,7 @@ from antiphon.workspace import Workspace, init
 
 HTML = {"accept": "text/html"}
 DATASET = "training-dataset-3d.npz"
+LOCAL = "http://localhost"  # the web UI answers only to names of this computer
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def workspace(tmp_path):
 @pytest.fixture
 def client(workspace):
     app = create_app(workspace)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         c.get("/")  # receive the CSRF cookie, as a browser does
         yield c
         for job in app.state.web.jobs:  # a failed test must not leave training running

@@ -7,6 +7,7 @@ import zipfile
 from datetime import datetime, timedelta
 
 import pytest
+import tomlkit
 from starlette.testclient import TestClient
 
 from antiphon import config as config_schema
@@ -19,6 +20,7 @@ from antiphon.web.config_file import KEEP, history
 from antiphon.workspace import Workspace, init
 
 HTML = {"accept": "text/html"}
+LOCAL = "http://localhost"  # the web UI answers only to names of this computer
 
 
 def write_log(folder, dimension, start, events=50):
@@ -56,7 +58,7 @@ def workspace(tmp_path):
 
 @pytest.fixture
 def client(workspace):
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         c.get("/")  # receive the CSRF cookie, as a browser does
         yield c
 
@@ -190,7 +192,7 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(client, workspace):
         data={"name": name, "confirmed": "1", "csrf_token": token(client)},
     )
     assert cross_site.status_code == 403 and "cross-site" in cross_site.text
-    fresh = TestClient(client.app)  # a browser that never loaded a page: no cookie
+    fresh = TestClient(client.app, base_url=LOCAL)  # a browser that never loaded a page: no cookie
     assert (
         fresh.post(
             "/logs/delete", data={"name": name, "confirmed": "1", "csrf_token": token(client)}
@@ -382,6 +384,25 @@ def test_setup_form_makes_a_runnable_config(client):
     assert loaded.serial.port == "/dev/ttyACM0" and len(loaded.websocket.input) == 3
 
 
+def test_setup_form_starts_from_the_config_and_keeps_what_it_does_not_ask(client, workspace):
+    document = tomlkit.parse(workspace.config_path.read_text())
+    document["model"]["file"] = "models/nine.safetensors"
+    document["model"]["sigmatemp"] = 0.33
+    document["webui"]["command_port"] = 4402
+    document["interaction"]["mode"] = "battle"
+    workspace.config_path.write_text(tomlkit.dumps(document))
+    shown = client.get("/config/setup").text
+    assert "<option selected>battle</option>" in shown  # the config's mode
+    form = {"csrf_token": token(client), "mode": "polyphony", "dimension": "9", "osc": "on"}
+    response = client.post("/config/setup", data=form | {"action": "generate"}, headers=HTML)
+    text = html.unescape(re.search(r"<textarea[^>]*>(.*?)</textarea>", response.text, re.S)[1])
+    made = tomlkit.parse(text)
+    assert made["interaction"]["mode"] == "polyphony"  # what the form asked
+    assert made["model"]["file"] == "models/nine.safetensors"  # what it did not ask
+    assert made["model"]["sigmatemp"] == 0.33 and made["webui"]["command_port"] == 4402
+    assert "# callresponse: the model listens" in text  # comments survive
+
+
 def test_setup_form_grows_mapping_rows_with_the_dimension(client):
     response = client.post(
         "/config/setup",
@@ -402,7 +423,7 @@ def test_password_protects_every_page(workspace):
         '# password = "choose-one"', 'password = "s3cret"'
     )
     workspace.config_path.write_text(text)
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         page = c.get("/logs", headers=HTML, follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/login?next=/logs"
         assert c.get("/api/status").status_code == 401
@@ -425,7 +446,7 @@ def test_password_protects_every_page(workspace):
 def test_changing_the_password_logs_everyone_out(workspace):
     path = workspace.config_path
     path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "one"'))
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         c.get("/login")
         c.post("/login", data={"csrf_token": token(c), "password": "one"})
         assert c.get("/api/status").status_code == 200
@@ -483,7 +504,7 @@ def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path)
 def test_health_check_answers_without_a_login(workspace):
     path = workspace.config_path
     path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "p"'))
-    with TestClient(create_app(workspace)) as c:
+    with TestClient(create_app(workspace), base_url=LOCAL) as c:
         assert c.get("/healthz").json() == {"ok": True, "playing": False}
         assert c.get("/api/logs").status_code == 401
 
@@ -493,7 +514,7 @@ def test_a_config_that_would_lock_out_the_laptop_is_refused(workspace):
     itself would cut the laptop off at the next restart."""
     text = workspace.config_path.read_text()
     assert 'host = "127.0.0.1"' in text
-    with TestClient(create_app(workspace), client=("10.55.0.2", 50000)) as laptop:
+    with TestClient(create_app(workspace), base_url=LOCAL, client=("10.55.0.2", 50000)) as laptop:
         laptop.get("/config", headers=HTML)
         refused = laptop.post(
             "/config",
@@ -505,7 +526,9 @@ def test_a_config_that_would_lock_out_the_laptop_is_refused(workspace):
         reachable = text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1)
         put = laptop.put("/api/config", content=reachable, headers={"x-csrf-token": token(laptop)})
         assert put.status_code == 200 and workspace.config_path.read_text() == reachable
-    with TestClient(create_app(workspace), client=("127.0.0.1", 50000)) as on_the_pi:
+    with TestClient(
+        create_app(workspace), base_url=LOCAL, client=("127.0.0.1", 50000)
+    ) as on_the_pi:
         on_the_pi.get("/config", headers=HTML)
         put = on_the_pi.put("/api/config", content=text, headers={"x-csrf-token": token(on_the_pi)})
         assert put.status_code == 200 and workspace.config_path.read_text() == text

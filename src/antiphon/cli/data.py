@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from antiphon.errors import needs_extra
+from antiphon.limits import SIZES
 
 if TYPE_CHECKING:
     from antiphon.data.dataset import Dataset
@@ -241,7 +242,7 @@ def _find_dataset(source: Path, dimension: int | None) -> Path:
 @click.option(
     "-M",
     "--modelsize",
-    type=click.Choice(["xxs", "xs", "s", "m", "l", "xl"]),
+    type=click.Choice(list(SIZES)),
     default="s",
     show_default=True,
 )

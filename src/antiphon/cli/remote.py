@@ -95,7 +95,7 @@ def push_model(ctx: click.Context, file: Path, use: bool) -> None:
 )
 @click.pass_context
 def push_config(ctx: click.Context, file: Path, apply: bool) -> None:
-    """Replace config.toml (checked by the instrument; the old one is kept as .bak)."""
+    """Replace config.toml (checked by the instrument, the model too; the old one is kept)."""
     for url, instrument in _instruments(ctx):
         click.echo(f"{url}: {instrument.push_config(file, apply=apply)}")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from antiphon.config import MAX_DIMENSION, MODES, Bounds, InteractionConfig, ModelConfig, bounds
+from antiphon import limits
+from antiphon.limits import MODES, Bounds
 
 
 def _within(allowed: Bounds) -> click.FloatRange:
@@ -43,7 +44,7 @@ def _setup_logging() -> None:
 @click.option("--mode", type=click.Choice(MODES), help="Who plays when.")
 @click.option(
     "--threshold",
-    type=_within(bounds(InteractionConfig, "threshold")),
+    type=_within(limits.THRESHOLD),
     help="Seconds of silence before the model answers (callresponse).",
 )
 @click.option(
@@ -52,18 +53,18 @@ def _setup_logging() -> None:
 @click.option(
     "--sigma-temp",
     "sigmatemp",
-    type=_within(bounds(ModelConfig, "sigmatemp")),
+    type=_within(limits.SIGMATEMP),
     help="Randomness of each value.",
 )
 @click.option(
     "--pi-temp",
     "pitemp",
-    type=_within(bounds(ModelConfig, "pitemp")),
+    type=_within(limits.PITEMP),
     help="Randomness of which gesture comes next.",
 )
 @click.option(
     "--timescale",
-    type=_within(bounds(ModelConfig, "timescale")),
+    type=_within(limits.TIMESCALE),
     help="Stretch the model's timing (2 = half speed).",
 )
 @click.option("--verbose/--quiet", default=None, help="Print every input and output.")
@@ -82,7 +83,7 @@ def _setup_logging() -> None:
 @click.option(
     "-d",
     "--dimension",
-    type=click.IntRange(*(int(n) for n in (bounds(ModelConfig, "dimension").low, MAX_DIMENSION))),
+    type=click.IntRange(int(limits.DIMENSION.low), int(limits.DIMENSION.high)),
     help="Number of controls + 1.",
 )
 @click.option("--seed", type=int, help="Seed the model's sampling for a repeatable performance.")

@@ -1,5 +1,6 @@
 """`antiphon web` (or IMPSY's name, `webui`): the browser interface for a workspace
-where nothing is playing.
+where nothing is playing; `antiphon hash-password`: the web UI's password as
+config.toml should keep it.
 
 IMPSY runs its web UI as a second process beside ``impsy run`` (two systemd services,
 two compose containers). antiphon's ``run`` serves the web UI itself, on the same loop
@@ -101,4 +102,20 @@ webui = copy.copy(web)
 webui.name = "webui"
 webui.hidden = True  # IMPSY's name for it
 
-COMMANDS = [web, webui]
+
+@click.command("hash-password")
+def hash_password() -> None:
+    """Print a [webui] password line for config.toml that keeps the password hashed.
+
+    The web UI accepts the password itself in config.toml too; this line (salted
+    scrypt) tells nothing to whoever reads the file, and logs in the same way.
+    """
+    from antiphon.web.sessions import MAX_PASSWORD, hash_password
+
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) > MAX_PASSWORD:
+        raise click.BadParameter(f"at most {MAX_PASSWORD} characters")
+    click.echo(f'[webui]\npassword = "{hash_password(password)}"')
+
+
+COMMANDS = [web, webui, hash_password]

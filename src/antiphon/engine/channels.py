@@ -138,6 +138,7 @@ class ChannelSet:
                 "state": c.state,
                 "input_labels": c.input_labels,
                 "output_labels": c.output_labels,
+                "dropped": c.dropped,
             }
             for c in self
         ]

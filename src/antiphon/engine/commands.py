@@ -2,7 +2,7 @@
 
 A command arrives from OSC, the localhost command port, the JSON API or a button of
 the web UI; all of them are read here, with the same argument checks and the same
-numeric bounds as config.toml (``antiphon.config.Bounds``), so no way in can set what
+numeric bounds as config.toml (``antiphon.limits``), so no way in can set what
 another refuses. A command that cannot be carried out raises CommandError with a
 message short enough to show on a dashboard; nothing a sender writes reaches a log
 unbounded (``antiphon.errors.shown`` cuts it down).
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from antiphon.config import MODES, Bounds, ModelConfig, bounds
 from antiphon.errors import AntiphonError, shown
+from antiphon.limits import MODES, PITEMP, SIGMATEMP, TIMESCALE, Bounds
 
 PREFIX = "/impsy/"
 
@@ -86,19 +86,19 @@ COMMANDS: dict[str, Command] = {
         Command("reset", None, "reset", "forget what the model has heard"),
         Command(
             "sigmatemp",
-            Number(bounds(ModelConfig, "sigmatemp")),
+            Number(SIGMATEMP),
             "set_sigmatemp",
             "randomness of each value",
         ),
         Command(
             "pitemp",
-            Number(bounds(ModelConfig, "pitemp")),
+            Number(PITEMP),
             "set_pitemp",
             "randomness of which gesture comes next",
         ),
         Command(
             "timescale",
-            Number(bounds(ModelConfig, "timescale")),
+            Number(TIMESCALE),
             "set_timescale",
             "stretch the model's timing (2 = half speed)",
         ),

@@ -89,5 +89,7 @@ class Recorder:
         if self._warn is None:
             log.warning("%s", message)
             return
+        # A problem and its end are each said at once, not folded into one another.
+        kind = "log problem" if self._writer.problem else "log"
         with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
-            self._loop.call_soon_threadsafe(self._warn, "log", message)
+            self._loop.call_soon_threadsafe(self._warn, kind, message)

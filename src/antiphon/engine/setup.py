@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from antiphon import config as config_module
-from antiphon.config import MODES, Config, ConfigError
+from antiphon.config import Config, ConfigError
 from antiphon.errors import AntiphonError, Substitution
 from antiphon.io import registry
+from antiphon.limits import MODES
 from antiphon.workspace import config_template, root_for
 
 if TYPE_CHECKING:

@@ -64,6 +64,7 @@ class Channel:
     output_labels: list[str] | None = None
     echoes_thru = True  # input_thru sends the performer's input here too
     substitutions: Sequence[Substitution] = ()  # used in place of what the config asks
+    dropped = 0  # inputs lost before antiphon could read them (a UDP flood)
     _phase = "new"  # -> "open" -> "closed"
 
     @property

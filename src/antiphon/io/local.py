@@ -46,6 +46,10 @@ class CommandPort(Channel):
             self._server = None
 
     @property
+    def dropped(self) -> int:
+        return osc.dropped_by_the_system(self._server) if self._server is not None else 0
+
+    @property
     def state(self) -> str:
         if self._problem:
             return f"not listening: {self._problem}"

@@ -65,7 +65,8 @@ def read(path: str | Path) -> ModelFile:
         raise ModelFileError(str(exc)) from None
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
+    # h5py reports a damaged file as whatever HDF5 tripped over (RuntimeError included)
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
         raise ModelFileError(
             f"{path} could not be read as an IMPSY model ({type(exc).__name__}: {exc}); "
             "it may be truncated or not a Keras file"

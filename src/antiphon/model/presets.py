@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from antiphon.errors import AntiphonError
+from antiphon.limits import SIZES
 
 SCALE_FACTOR = 10.0
 """Events are multiplied by this before the network sees them (IMPSY convention)."""
@@ -15,16 +16,6 @@ SIGMA_EPSILON = 1e-7
 
 MIN_DT = 0.000454
 """The shortest time between generated events, in seconds (IMPSY's floor)."""
-
-SIZES: dict[str, tuple[int, int]] = {
-    "xxs": (16, 2),
-    "xs": (32, 2),
-    "s": (64, 2),
-    "m": (128, 2),
-    "l": (256, 2),
-    "xl": (512, 3),
-}
-"""Preset name -> (LSTM units, LSTM layers)."""
 
 
 @dataclass(frozen=True)

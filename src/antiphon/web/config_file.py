@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import tomllib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ import tomlkit
 from antiphon import config as config_schema
 from antiphon.engine.setup import Overrides, prepare
 from antiphon.storage import write_atomically
+from antiphon.web import sessions
 
 HISTORY = ".config-history"
 KEEP = 10
@@ -50,8 +52,10 @@ def save_text(
     into the history.
 
     Raises AntiphonError (and leaves the file untouched) when it cannot be played, or
-    when it would lock out ``client``, the address the change came from.
+    when it would lock out ``client``, the address the change came from. A new web UI
+    password is saved hashed.
     """
+    text = sessions.hash_new_password(text, _password(path))
     checked = check_text(path, text, overrides, explicit)
     if client is not None and _remote(client) and _loopback(checked.webui.host):
         raise config_schema.ConfigError(
@@ -71,6 +75,16 @@ def edit_config(path: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> N
     document = tomlkit.parse(text)
     change(document)
     save_text(path, tomlkit.dumps(document))
+
+
+def _password(path: Path) -> str | None:
+    """``[webui] password`` of the config saved at ``path`` now, if any."""
+    try:
+        webui = tomllib.loads(path.read_text(encoding="utf-8")).get("webui", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    password = webui.get("password") if isinstance(webui, dict) else None
+    return password if isinstance(password, str) else None
 
 
 def saved_message(path: Path) -> str:

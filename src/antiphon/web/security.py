@@ -1,37 +1,64 @@
-"""What keeps a browser-reachable instrument safe: file confinement, CSRF, login, limits.
+"""What keeps a browser-reachable instrument safe: who may reach it, and what they may do.
 
-- Every file route names a file by its bare name inside one workspace folder;
+What is exposed (docs/security.md says it for people): the web UI listens on
+``[webui].host`` (127.0.0.1 by default; 0.0.0.0 on an instrument reached over USB or
+Wi-Fi), and with it everything an instrument has: its performance logs, datasets and
+models (read, upload, delete), its config (read and replace), commands to the engine,
+training runs. Without ``[webui].password`` anyone who can reach the port can do all
+of that; the password is the only thing that tells people apart. What keeps other
+*web pages* (which a user's browser visits while it can reach the instrument) out:
+
+- Host: a request must name this computer (localhost, its hostname and
+  ``<hostname>.local``, its addresses, or ``[webui].allowed_hosts``); anything else is
+  refused with 421. A page on another site that re-points its own name at this
+  computer (DNS rebinding) is then same-origin with nothing here.
+- CSRF: every request that changes something carries the ``antiphon_csrf`` cookie's
+  token, as an ``X-CSRF-Token`` header, a ``csrf_token`` field of a small url-encoded
+  form, or (for uploads, whose bodies are never buffered) a ``csrf_token`` query
+  parameter; a request whose Origin is another site is refused. Logged in, the token
+  is the session's own: a token from one session does not work in another. The live
+  page's WebSocket, which carries no token, must come from this site's own pages (its
+  Origin, when a browser sends one, names the Host it asked for).
+- Login (web/sessions.py): the password is checked with scrypt on a thread of its own,
+  at most five wrong tries a minute per address; a session is a random token kept in
+  memory, ended by logging out, by a new password and by a restart.
+- Files: every file route names a file by its bare name inside one workspace folder;
   ``confine`` refuses anything else, including symlinks that point outside.
-- Every request that changes something must carry the CSRF token from the
-  ``antiphon_csrf`` cookie: as an ``X-CSRF-Token`` header, a ``csrf_token`` field of a
-  small url-encoded form, or (for file uploads, whose bodies are never buffered) a
-  ``csrf_token`` query parameter. A page on another site cannot read that cookie, so
-  it cannot forge the token; this holds even when no password is set.
-- With ``[webui].password`` set, every page but the login page needs a signed session
-  cookie; the session remembers a digest of the password, so changing the password
-  logs everyone out.
-- Request bodies are capped per route, counted as they stream in.
+- Sizes: request bodies are capped per route, counted as they stream in; connections
+  are capped and timed (web/connections.py), live pages too (web/pages/live.py).
+
+Not covered: the traffic is plain HTTP (a network that can be listened to can read
+the password and the session cookie: use the instrument's own Wi-Fi or USB link), and
+OSC, MIDI and the WebSocket channel have no password at all (docs/security.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
-from collections.abc import Callable
+import socket
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import psutil
 from starlette.datastructures import URL
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from antiphon.web.sessions import SESSION_COOKIE, Session, Sessions
 
 CSRF_COOKIE = "antiphon_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\- ]{0,200}$")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+ADDRESSES_CHECKED_EVERY = 5.0  # seconds: interfaces come and go (USB, Wi-Fi)
 
 MB = 1024 * 1024
 
@@ -64,36 +91,167 @@ def csrf_token(request: HTTPConnection) -> str:
     return request.scope.get("antiphon.csrf", "")
 
 
-def password_digest(password: str) -> str:
-    return hashlib.sha256(password.encode()).hexdigest()
+class HostMiddleware:
+    """Serves only requests that name this computer (see ``Hosts``); 421 otherwise."""
+
+    def __init__(self, app: ASGIApp, hosts: Callable[[], Hosts]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        hosts = self.hosts()
+        asked = connection.headers.get("host", "")
+        if hosts.allows(asked, scope.get("server")):
+            await self.app(scope, receive, send)
+            return
+        await refuse(scope, receive, send, hosts.refusal(asked), 421)
 
 
-def load_secret(path: Path) -> str:
-    """The key that signs session cookies, kept so logins survive a restart."""
-    if path.is_file():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32)
-    path.write_text(secret)
-    path.chmod(0o600)
-    return secret
+async def refuse(scope: Scope, receive: Receive, send: Send, message: str, status: int) -> None:
+    """A plain-text refusal, for an HTTP request or a WebSocket handshake alike."""
+    response = PlainTextResponse(message, status)
+    if scope["type"] == "http":
+        await response(scope, receive, send)
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        await WebSocket(scope, receive, send).send_denial_response(response)
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+class Hosts:
+    """The names this web UI answers to: this computer's own, and the config's.
+
+    The loopback names, the hostname and ``<hostname>.local`` (mDNS), every address of
+    every interface (checked again at most every ``ADDRESSES_CHECKED_EVERY`` seconds,
+    when an address not known yet is asked for), the address the request arrived on,
+    and ``[webui].allowed_hosts``. The port is not part of the check.
+    """
+
+    def __init__(self, allowed: Iterable[str] = ()) -> None:
+        self.allowed = {n for n in (_bare_host(str(a)) for a in allowed) if n}
+        self._addresses: set[str] = set()
+        self._checked = -ADDRESSES_CHECKED_EVERY
+
+    def names(self) -> list[str]:
+        hostname = socket.gethostname().lower()
+        return [*LOOPBACK_NAMES, hostname, f"{hostname}.local", *sorted(self.allowed)]
+
+    def allows(self, header: str, server: tuple[str, int | None] | None = None) -> bool:
+        name = _bare_host(header)
+        if not name:
+            return False
+        if name in self.names():
+            return True
+        if not _is_address(name):
+            return False
+        if server is not None and name == _bare_host(str(server[0])):
+            return True  # the address this request arrived on
+        if name not in self._addresses and time.monotonic() - self._checked > (
+            ADDRESSES_CHECKED_EVERY
+        ):
+            self._addresses = _interface_addresses()
+            self._checked = time.monotonic()
+        return name in self._addresses
+
+    def refusal(self, header: str) -> str:
+        name = _bare_host(header)
+        if not name:
+            return "this request does not name a host: its Host header is missing or invalid"
+        return (
+            f"This web UI answers only to this computer's own names "
+            f"({', '.join(self.names())} and its addresses), not to {name!r}: another "
+            f"site's page may be trying to reach it. If you reach this instrument by "
+            f"that name on purpose, add it to config.toml:\n\n[webui]\n"
+            f'allowed_hosts = ["{name}"]\n'
+        )
+
+
+def _bare_host(header: str) -> str | None:
+    """The host of a Host header, without port, brackets, zone or final dot; lower
+    case. None for what is not a host name or address."""
+    host = header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host, bracket, _ = host[1:].partition("]")
+        if not bracket:
+            return None
+    elif host.count(":") == 1:  # name:port
+        host = host.split(":", 1)[0]
+    host = host.split("%", 1)[0].rstrip(".")
+    if not host or len(host) > 253 or not re.fullmatch(r"[a-z0-9._:-]+", host):
+        return None
+    return host
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _interface_addresses() -> set[str]:
+    try:
+        interfaces = psutil.net_if_addrs()
+    except OSError:
+        return set()
+    return {
+        address.address.split("%", 1)[0].lower()
+        for entries in interfaces.values()
+        for address in entries
+        if address.family in (socket.AF_INET, socket.AF_INET6)
+    }
+
+
+class SessionMiddleware:
+    """Finds the login session a request's cookie names (``scope["antiphon.session"]``)."""
+
+    def __init__(self, app: ASGIApp, sessions: Callable[[], Sessions]) -> None:
+        self.app = app
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            token = HTTPConnection(scope).cookies.get(SESSION_COOKIE)
+            scope["antiphon.session"] = self.sessions().find(token)
+        await self.app(scope, receive, send)
+
+
+def session(connection: HTTPConnection) -> Session | None:
+    return connection.scope.get("antiphon.session")
 
 
 class CSRFMiddleware:
-    """Double-submit-cookie CSRF protection plus a same-origin check."""
+    """Double-submit-cookie CSRF protection (the token is the session's once logged in)
+    plus a same-origin check, also for WebSocket handshakes."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            problem = _cross_origin(HTTPConnection(scope), websocket=True)
+            if problem:
+                await refuse(scope, receive, send, problem, 403)
+            else:
+                await self.app(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = HTTPConnection(scope)
-        token = request.cookies.get(CSRF_COOKIE)
-        fresh = not token or len(token) < 32
-        if fresh:
-            token = new_token()
+        cookie = request.cookies.get(CSRF_COOKIE)
+        logged_in = session(request)
+        if logged_in is not None:
+            token = logged_in.csrf
+            unknown = False  # the session's token is known even if the cookie is stale
+        else:
+            unknown = not cookie or len(cookie) < 32
+            token = cookie if cookie and not unknown else new_token()
         scope["antiphon.csrf"] = token
         if scope["method"] in UNSAFE_METHODS:
             problem = _cross_origin(request)
@@ -101,7 +259,7 @@ class CSRFMiddleware:
                 supplied = request.headers.get(CSRF_HEADER) or await _form_token(scope, receive)
                 if "antiphon.body" in scope:
                     receive = _replay(scope, receive)
-                if fresh or not supplied or not hmac.compare_digest(supplied, token):
+                if unknown or not supplied or not _same(supplied, token):
                     problem = (
                         "missing or wrong CSRF token: reload the page and try again "
                         "(requests from other sites are refused)"
@@ -109,22 +267,40 @@ class CSRFMiddleware:
             if problem:
                 await PlainTextResponse(problem, 403)(scope, receive, send)
                 return
+        set_cookie = cookie != token
 
         async def send_with_cookie(message: Message) -> None:
-            if fresh and message["type"] == "http.response.start":
-                cookie = f"{CSRF_COOKIE}={token}; Path=/; SameSite=Strict"
-                message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
+            if set_cookie and message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                if not any(
+                    name == b"set-cookie" and value.startswith(CSRF_COOKIE.encode() + b"=")
+                    for name, value in headers
+                ):  # the page may have set a new one itself (logging in or out)
+                    headers.append((b"set-cookie", csrf_cookie(token).encode()))
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
 
 
-def _cross_origin(request: HTTPConnection) -> str | None:
+def _same(supplied: str, token: str) -> bool:
+    """Constant-time comparison; ``supplied`` comes from outside and may hold any
+    character (``compare_digest`` refuses non-ASCII strings with an error)."""
+    return hmac.compare_digest(supplied.encode("utf-8", "replace"), token.encode())
+
+
+def csrf_cookie(token: str) -> str:
+    return f"{CSRF_COOKIE}={token}; Path=/; SameSite=Strict"
+
+
+def _cross_origin(request: HTTPConnection, *, websocket: bool = False) -> str | None:
+    """A reason to refuse a request whose Origin is another site. A WebSocket has no
+    CSRF token, so there an opaque origin ("null": a sandboxed frame, a local file)
+    is refused too; a client that sends no Origin is not a browser page."""
     origin = request.headers.get("origin")
-    if origin and origin != "null":
-        host = request.headers.get("host", "")
-        if URL(origin).netloc != host:
-            return f"cross-site request from {origin} refused"
+    if not origin or (origin == "null" and not websocket):
+        return None
+    if origin == "null" or URL(origin).netloc != request.headers.get("host", ""):
+        return f"cross-site request from {origin[:100]} refused"
     return None
 
 
@@ -205,23 +381,22 @@ class LoginMiddleware:
 
     OPEN_PATHS = ("/login", "/static/", "/healthz")
 
-    def __init__(self, app: ASGIApp, password: Callable[[], str | None]) -> None:
+    def __init__(self, app: ASGIApp, password_set: Callable[[], bool]) -> None:
         self.app = app
-        self.password = password
+        self.password_set = password_set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        password = self.password()
         if (
             scope["type"] not in ("http", "websocket")
-            or not password
+            or not self.password_set()
             or scope["path"].startswith(self.OPEN_PATHS)
-            or logged_in(HTTPConnection(scope), password)
+            or scope.get("antiphon.session") is not None
         ):
             await self.app(scope, receive, send)
             return
         response: Response
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4401})
+            await refuse(scope, receive, send, "log in first: this instrument has a password", 401)
             return
         accepts_html = "text/html" in dict(scope["headers"]).get(b"accept", b"").decode()
         if scope["method"] == "GET" and accepts_html:
@@ -229,8 +404,3 @@ class LoginMiddleware:
         else:
             response = PlainTextResponse("log in first: this instrument has a password", 401)
         await response(scope, receive, send)
-
-
-def logged_in(connection: HTTPConnection, password: str) -> bool:
-    digest = connection.session.get("password") if "session" in connection.scope else None
-    return isinstance(digest, str) and hmac.compare_digest(digest, password_digest(password))

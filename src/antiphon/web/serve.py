@@ -14,25 +14,55 @@ import uvicorn
 
 from antiphon import config as config_schema
 from antiphon.errors import AntiphonError
+from antiphon.web.connections import ACCEPT_BATCH, KEEP_ALIVE_SECONDS, Gate, raise_fd_limit
 from antiphon.workspace import Workspace
 
 log = logging.getLogger("antiphon")
 
+WS_MAX_MESSAGE = 64 * 1024  # the live page's socket only listens; nothing big comes in
 
-def server(app: Any, host: str, port: int, *, own_signals: bool = True) -> uvicorn.Server:
+
+class Server(uvicorn.Server):
+    """uvicorn with the web UI's connection limits (web/connections.py) in force."""
+
+    def __init__(self, config: uvicorn.Config, gate: Gate) -> None:
+        super().__init__(config)
+        self.gate = gate
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        raise_fd_limit()
+        sweeper = asyncio.create_task(self.gate.sweep(self.server_state.connections))
+        try:
+            with self.gate.quiet_accept_errors(asyncio.get_running_loop()):
+                await super().serve(sockets)
+        finally:
+            sweeper.cancel()
+
+
+def server(app: Any, host: str, port: int, *, own_signals: bool = True) -> Server:
     """A uvicorn server for ``app``. Inside ``antiphon run`` the engine owns SIGINT and
     SIGTERM (it must send note-offs and flush logs), so the server must not take them:
-    ``own_signals=False``; stop it by setting ``should_exit``."""
+    ``own_signals=False``; stop it by setting ``should_exit``.
+
+    WebSocket messages are not compressed: compressing costs every client's frames
+    CPU on the engine's loop, and a compressed message can inflate far past its size.
+    """
+    gate = Gate()
     settings = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="warning",
         lifespan="off",
+        http=gate.protocol(),
         ws="websockets-sansio",
+        ws_max_size=WS_MAX_MESSAGE,
+        ws_per_message_deflate=False,
+        backlog=ACCEPT_BATCH,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         access_log=False,
     )
-    instance = uvicorn.Server(settings)
+    instance = Server(settings, gate)
     if not own_signals:
         instance.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     return instance

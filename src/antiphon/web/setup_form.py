@@ -1,7 +1,10 @@
-"""The setup form: a musician's answers become a runnable, commented ``config.toml``.
+"""The setup form: a musician's answers change ``config.toml``.
 
-The form is plain HTML (it works without JavaScript): changing the dimension or the
-number of MIDI ports re-renders it with the right number of mapping rows.
+The form starts from the config as it is and changes only what it asks about (mode,
+dimension, channels and their mappings): the model file, temperatures, [webui] ports
+and password, and every comment stay as they were. It is plain HTML (it works without
+JavaScript): changing the dimension or the number of MIDI ports re-renders it with the
+right number of mapping rows.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from dataclasses import dataclass, field
 import tomlkit
 from starlette.datastructures import FormData
 
-from antiphon.config import MODES, MidiMapping, WebUIConfig
+from antiphon import limits
+from antiphon.config import Config, MidiMapping
+from antiphon.limits import MODES
 
 KINDS = ("control_change", "note_on")
 
@@ -23,6 +28,10 @@ class MappingRow:
     control: int = 0
     low: int = 0
     high: int = 127
+
+    @classmethod
+    def of(cls, mapping: MidiMapping) -> MappingRow:
+        return cls(mapping.kind, mapping.channel, mapping.control or 0, mapping.low, mapping.high)
 
     def mapping(self) -> MidiMapping:
         if self.kind == "note_on":
@@ -72,21 +81,24 @@ class SetupForm:
                 return default
             return min(max(value, low), high)
 
+        def port(key: str, default: int) -> int:
+            return int(number(key, default, *limits.PORT[:2]))
+
         setup = cls(
             title=text("title", cls.title) or cls.title,
             mode=text("mode", cls.mode) if text("mode", cls.mode) in MODES else cls.mode,
-            dimension=int(number("dimension", cls.dimension, 2, 64)),
-            threshold=number("threshold", cls.threshold, 0, 60),
+            dimension=int(number("dimension", cls.dimension, *limits.DIMENSION[:2])),
+            threshold=number("threshold", cls.threshold, *limits.THRESHOLD[:2]),
             input_thru=form.get("input_thru") == "on",
             osc=form.get("osc") == "on",
-            osc_server_port=int(number("osc_server_port", 6000, 1, 65535)),
-            osc_client_ip=text("osc_client_ip", "127.0.0.1") or "127.0.0.1",
-            osc_client_port=int(number("osc_client_port", 6001, 1, 65535)),
+            osc_server_port=port("osc_server_port", cls.osc_server_port),
+            osc_client_ip=text("osc_client_ip", cls.osc_client_ip) or cls.osc_client_ip,
+            osc_client_port=port("osc_client_port", cls.osc_client_port),
             websocket=form.get("websocket") == "on",
-            websocket_port=int(number("websocket_port", 5001, 1, 65535)),
+            websocket_port=port("websocket_port", cls.websocket_port),
             serial=form.get("serial") == "on",
-            serial_port=text("serial_port", "/dev/ttyACM0") or "/dev/ttyACM0",
-            serial_baudrate=int(number("serial_baudrate", 115200, 1, 4_000_000)),
+            serial_port=text("serial_port", cls.serial_port) or cls.serial_port,
+            serial_baudrate=int(number("serial_baudrate", cls.serial_baudrate, *limits.BAUD[:2])),
             midi=form.get("midi") == "on",
         )
         for direction in ("in", "out"):
@@ -116,78 +128,95 @@ class SetupForm:
         return port
 
     @classmethod
-    def blank(cls) -> SetupForm:
-        setup = cls()
-        setup.midi_inputs = [setup.default_port()]
-        setup.midi_outputs = [setup.default_port()]
+    def from_config(cls, config: Config) -> SetupForm:
+        """The form as the config has it now."""
+        setup = cls(
+            title=config.title or cls.title,
+            mode=config.interaction.mode,
+            dimension=config.model.dimension,
+            threshold=config.interaction.threshold,
+            input_thru=config.interaction.input_thru,
+            osc=config.osc is not None,
+            websocket=config.websocket is not None,
+            serial=config.serial is not None,
+            midi=config.midi is not None,
+        )
+        if config.osc:
+            setup.osc_server_port = config.osc.server_port
+            setup.osc_client_ip = config.osc.client_ip
+            setup.osc_client_port = config.osc.client_port
+        if config.websocket:
+            setup.websocket_port = config.websocket.server_port
+        if config.serial:
+            setup.serial_port = config.serial.port
+            setup.serial_baudrate = config.serial.baudrate
+        midi = config.midi
+        setup.midi_inputs = [
+            Port(name, [MappingRow.of(m) for m in midi.input.get(name, [])])
+            for name in (midi.in_device if midi else [])
+        ] or [setup.default_port()]
+        setup.midi_outputs = [
+            Port(name, [MappingRow.of(m) for m in midi.output.get(name, [])])
+            for name in (midi.out_device if midi else [])
+        ] or [setup.default_port()]
         return setup
 
     def default_port(self) -> Port:
         return Port(rows=[MappingRow(control=k + 1) for k in range(self.controls)])
 
-    def to_toml(self, webui: WebUIConfig) -> str:
-        """The config text; ``webui`` is kept as it is so the browser stays connected."""
-        doc = tomlkit.document()
-        doc.add(tomlkit.comment("antiphon configuration, made with the web UI's setup form."))
-        doc.add(tomlkit.comment("Every key is explained in `antiphon init`'s template."))
-        doc.add(tomlkit.nl())
+    def to_toml(self, current: str) -> str:
+        """``current`` (a config's text) with the form's answers in it; everything the
+        form does not ask about, comments included, stays as it was."""
+        doc = tomlkit.parse(current)
         doc["title"] = self.title
-        doc["verbose"] = False
-        doc["log_input"] = True
-        doc["log_predictions"] = False
-        interaction = tomlkit.table()
+        interaction = _table(doc, "interaction")
         interaction["mode"] = self.mode
         interaction["threshold"] = self.threshold
         interaction["input_thru"] = self.input_thru
-        doc["interaction"] = interaction
-        model = tomlkit.table()
-        model["dimension"] = self.dimension
-        model["size"] = "s"
-        model["sigmatemp"] = 0.01
-        model["pitemp"] = 1.0
-        model["timescale"] = 1.0
-        model.add(tomlkit.comment('file = "models/...": omit to play the bundled default model'))
-        doc["model"] = model
+        _table(doc, "model")["dimension"] = self.dimension
         if self.osc:
-            osc = tomlkit.table()
-            osc["server_ip"] = "0.0.0.0"
+            osc = _table(doc, "osc")
             osc["server_port"] = self.osc_server_port
             osc["client_ip"] = self.osc_client_ip
             osc["client_port"] = self.osc_client_port
-            doc["osc"] = osc
         if self.midi:
-            midi = tomlkit.table()
+            midi = _table(doc, "midi")
             inputs = [p for p in self.midi_inputs if p.name]
             outputs = [p for p in self.midi_outputs if p.name]
             midi["in_device"] = [p.name for p in inputs]
             midi["out_device"] = [p.name for p in outputs]
             for key, ports in (("input", inputs), ("output", outputs)):
-                if ports:
-                    table = tomlkit.table(is_super_table=True)
-                    for port in ports:
-                        table[port.name] = _mapping_array(port.rows)
-                    midi[key] = table
-            doc["midi"] = midi
+                table = tomlkit.table(is_super_table=True)
+                for port in ports:
+                    table[port.name] = _mapping_array(port.rows)
+                midi[key] = table
         if self.websocket:
-            ws = tomlkit.table()
-            ws["server_ip"] = "0.0.0.0"
+            ws = _table(doc, "websocket")
             ws["server_port"] = self.websocket_port
             rows = [MappingRow(control=k + 1) for k in range(self.controls)]
-            ws["input"] = _mapping_array(rows)
-            ws["output"] = _mapping_array(rows)
-            doc["websocket"] = ws
+            for key in ("input", "output"):
+                if len(ws.get(key, [])) != self.controls:  # keep a mapping that still fits
+                    ws[key] = _mapping_array(rows)
         if self.serial:
-            serial = tomlkit.table()
+            serial = _table(doc, "serial")
             serial["port"] = self.serial_port
             serial["baudrate"] = self.serial_baudrate
-            doc["serial"] = serial
-        table = tomlkit.table()
-        table["host"] = webui.host
-        table["port"] = webui.port
-        if webui.password:
-            table["password"] = webui.password
-        doc["webui"] = table
+        for section, on in (
+            ("osc", self.osc),
+            ("midi", self.midi),
+            ("websocket", self.websocket),
+            ("serial", self.serial),
+        ):
+            if not on and section in doc:
+                del doc[section]
         return tomlkit.dumps(doc)
+
+
+def _table(doc: tomlkit.TOMLDocument, name: str) -> tomlkit.items.Table:
+    """The section ``name``, added (at the end) when the config has none."""
+    if name not in doc:
+        doc[name] = tomlkit.table()
+    return doc[name]  # type: ignore[return-value]
 
 
 def _mapping_array(rows: list[MappingRow]) -> tomlkit.items.Array:

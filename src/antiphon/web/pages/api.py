@@ -17,12 +17,12 @@ from starlette.routing import Route
 
 from antiphon.errors import AntiphonError
 from antiphon.web import listing
-from antiphon.web.app import state
 from antiphon.web.config_file import saved_message
 from antiphon.web.pages import config as config_page
 from antiphon.web.pages import models
 from antiphon.web.pages.common import client_host, in_thread
 from antiphon.web.security import Refused
+from antiphon.web.state import state
 from antiphon.workspace import Workspace
 
 

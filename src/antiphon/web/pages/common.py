@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from antiphon.web import listing
-from antiphon.web.app import render
+from antiphon.web.render import render
 from antiphon.web.security import Refused, confine
 
 T = TypeVar("T")

@@ -11,14 +11,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from antiphon import config as config_schema
-from antiphon.config import WebUIConfig
 from antiphon.errors import AntiphonError
-from antiphon.web.app import WebState, render, state
+from antiphon.limits import MODES
 from antiphon.web.config_file import HISTORY, check_text, history, save_text, saved_message
 from antiphon.web.pages.common import back, client_host, existing, in_thread
 from antiphon.web.pages.models import apply
+from antiphon.web.render import render
 from antiphon.web.security import Refused
 from antiphon.web.setup_form import KINDS, SetupForm
+from antiphon.web.state import WebState, state
 from antiphon.workspace import config_template
 
 
@@ -67,7 +68,7 @@ async def save_config(web: WebState, text: str, client: str | None) -> config_sc
     """Check ``text`` completely, then make it the config (the old one into history)."""
     path = web.workspace.config_path
     checked = await in_thread(save_text, path, text, client, *_as_run_checks(web))
-    web.refresh_password()
+    web.take_webui(checked.webui)  # a new password or allowed host applies at once
     return checked
 
 
@@ -139,34 +140,40 @@ async def _saved(web: WebState, reload: bool, done: str = "") -> Response:
 
 async def setup(request: Request) -> Response:
     web = state(request)
+    path = web.workspace.config_path
+    current = await in_thread(_current_text, path)
     if request.method == "GET":
-        return render(
-            request,
-            "setup.html",
-            setup=SetupForm.blank(),
-            kinds=KINDS,
-            modes=config_schema.MODES,
-            midi_ports=await in_thread(midi_port_names),
-        )
-    form = await request.form()
-    setup_form = SetupForm.from_form(form)
-    if form.get("action") != "generate":
-        return render(
-            request,
-            "setup.html",
-            setup=setup_form,
-            kinds=KINDS,
-            modes=config_schema.MODES,
-            midi_ports=await in_thread(midi_port_names),
-        )
-    current = web.read_config()
-    text = setup_form.to_toml(current.webui if current else WebUIConfig())
-    checked = config_schema.parse(text, web.workspace.config_path)
+        return await _setup_page(request, await in_thread(_form_for, current, path))
+    setup_form = SetupForm.from_form(await request.form())
+    if (await request.form()).get("action") != "generate":
+        return await _setup_page(request, setup_form)
+    try:
+        text = setup_form.to_toml(current)
+    except ValueError:  # the current text is not TOML at all: answer from the template
+        text = setup_form.to_toml(config_template())
     return _editor(
         request,
         text,
-        warnings=checked.warnings,
-        notice="Here is the config the setup form made. Save it to use it.",
+        notice="Here is your config with the setup form's answers. Save it to use it.",
+    )
+
+
+def _form_for(text: str, path: Path) -> SetupForm:
+    """The form as the config has it (parsing may probe addresses: call it in a thread)."""
+    try:
+        return SetupForm.from_config(config_schema.parse(text, path))
+    except config_schema.ConfigError:  # a config the form cannot read: the template's
+        return SetupForm.from_config(config_schema.parse(config_template()))
+
+
+async def _setup_page(request: Request, form: SetupForm) -> Response:
+    return render(
+        request,
+        "setup.html",
+        setup=form,
+        kinds=KINDS,
+        modes=MODES,
+        midi_ports=await in_thread(midi_port_names),
     )
 
 

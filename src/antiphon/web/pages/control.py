@@ -12,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from antiphon.config import MODES
 from antiphon.errors import AntiphonError
-from antiphon.web.app import WebState, render, state
+from antiphon.limits import MODES
 from antiphon.web.pages.common import back
+from antiphon.web.render import render
 from antiphon.web.security import Refused
+from antiphon.web.state import WebState, state
 
 COMMANDS = ("mode", "pause", "reset", "sigmatemp", "pitemp", "timescale", "reload")
 

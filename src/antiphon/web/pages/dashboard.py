@@ -11,8 +11,9 @@ from starlette.routing import Route
 
 from antiphon import __version__
 from antiphon.web import listing, system
-from antiphon.web.app import WebState, render, state
 from antiphon.web.pages.common import in_thread
+from antiphon.web.render import render
+from antiphon.web.state import WebState, state
 
 
 def workspace_counts(web: WebState) -> dict[str, int]:
@@ -42,7 +43,8 @@ async def snapshot(web: WebState) -> dict[str, Any]:
 
 async def dashboard(request: Request) -> Response:
     web = state(request)
-    return render(request, "dashboard.html", snap=await snapshot(web), config=web.read_config())
+    config = await web.config_now()
+    return render(request, "dashboard.html", snap=await snapshot(web), config=config)
 
 
 async def api_status(request: Request) -> Response:

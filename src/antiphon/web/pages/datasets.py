@@ -15,7 +15,6 @@ from starlette.routing import Route
 from antiphon.data import dataset as datasets
 from antiphon.errors import AntiphonError
 from antiphon.web import listing, uploads
-from antiphon.web.app import WebState, render, state
 from antiphon.web.jobs import Progress
 from antiphon.web.pages.common import (
     back,
@@ -24,7 +23,9 @@ from antiphon.web.pages.common import (
     in_thread,
     staged_upload,
 )
+from antiphon.web.render import render
 from antiphon.web.security import Refused
+from antiphon.web.state import WebState, state
 
 PLOT_POINTS = 3000
 MAX_GAP = 10.0  # seconds: longer pauses are drawn this long
@@ -75,7 +76,7 @@ async def index(request: Request) -> Response:
     web = state(request)
     infos = await in_thread(dataset_infos, web.workspace.datasets)
     found = await in_thread(datasets.log_dimensions, web.workspace.logs)
-    config = web.read_config()
+    config = await web.config_now()
     return render(
         request,
         "datasets.html",

@@ -13,9 +13,10 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from antiphon.web import listing
-from antiphon.web.app import WebState, render, state
 from antiphon.web.pages.common import back, chosen_files, confirmed_delete, existing, in_thread
+from antiphon.web.render import render
 from antiphon.web.security import Refused
+from antiphon.web.state import WebState, state
 
 
 def _log(request: Request) -> Path:

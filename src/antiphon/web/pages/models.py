@@ -15,7 +15,6 @@ from antiphon.errors import AntiphonError
 from antiphon.model.loader import SUFFIXES
 from antiphon.model.presets import Architecture
 from antiphon.web import listing, uploads
-from antiphon.web.app import WebState, render, state
 from antiphon.web.config_file import edit_config
 from antiphon.web.pages.common import (
     back,
@@ -24,18 +23,23 @@ from antiphon.web.pages.common import (
     in_thread,
     staged_upload,
 )
+from antiphon.web.render import render
 from antiphon.web.security import Refused
+from antiphon.web.state import WebState, state
 
 
 async def index(request: Request) -> Response:
     web = state(request)
-    config = web.read_config()
+    config = await web.config_now()
+    playing = web.playing_model()
+    if web.engine is None:  # `antiphon web`: what config.toml will play
+        playing = config.model_path if config else None
     return render(
         request,
         "models.html",
         models=await in_thread(listing.model_infos, web.workspace.models),
         config=config,
-        current=config.model.file if config else None,
+        current=playing.name if playing else None,
         suffixes=", ".join(SUFFIXES),
     )
 
@@ -102,13 +106,20 @@ async def download(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     web = state(request)
 
+    config = await web.config_now()
+    in_use = {
+        path.resolve(): why
+        for path, why in (
+            (web.playing_model(), "is playing now"),
+            (config.model_path if config else None, "is the model config.toml plays"),
+        )
+        if path is not None
+    }
+
     def not_the_one_playing(paths: list[Path]) -> None:
-        config = web.read_config()
-        in_use = config.model_path.resolve() if config and config.model_path else None
-        if in_use in {p.resolve() for p in paths}:
-            raise Refused(
-                f"{in_use.name} is the model config.toml plays; choose another model first", 409
-            )
+        for path in paths:
+            if path.resolve() in in_use:
+                raise Refused(f"{path.name} {in_use[path.resolve()]}; choose another first", 409)
 
     return await confirmed_delete(
         request, web.workspace.models, "model", SUFFIXES, not_the_one_playing
@@ -128,7 +139,7 @@ async def use_model(web: WebState, name: str) -> dict[str, str]:
     info = await in_thread(listing.model_info, path)
     if info.problem:
         raise Refused(f"{path.name} cannot be played: {info.problem}")
-    config = web.read_config()
+    config = await web.config_now()
     if config is None:
         raise Refused("config.toml is missing or invalid: fix it on the Config page first")
     if info.dimension != config.model.dimension:

@@ -15,10 +15,11 @@ from starlette.routing import Route
 
 from antiphon.errors import AntiphonError
 from antiphon.model.presets import SIZES
-from antiphon.web.app import render, state
 from antiphon.web.pages.common import back, existing, in_thread
 from antiphon.web.pages.datasets import dataset_infos
+from antiphon.web.render import render
 from antiphon.web.security import Refused
+from antiphon.web.state import state
 
 
 def torch_available() -> bool:

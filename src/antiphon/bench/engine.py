@@ -9,7 +9,7 @@
   autonomous (battle) performance, and drift: the span of the played performance
   minus the sum of the model's dt x timescale.
 
-``antiphon bench`` runs short versions; ``python -m antiphon.engine.bench --long``
+``antiphon bench`` runs short versions; ``python -m antiphon.bench.engine --long``
 (``make bench-long``) runs the full 30 s idle and 10-minute onset measurements.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from antiphon.bench import Row
+from antiphon.bench.rows import Row
 
 
 def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -292,7 +292,7 @@ def onset_accuracy(quick: bool, seconds: float | None = None) -> list[Row]:
         model = _model(Path(tmp))
         code = (
             "import asyncio, json, sys; from pathlib import Path\n"
-            "from antiphon.engine import bench, schedule\n"
+            "from antiphon.bench import engine as bench\nfrom antiphon.engine import schedule\n"
             "loop = schedule.new_event_loop(); schedule.request_realtime()\n"
             f"result = bench._onsets({seconds}, Path({str(model)!r}))\n"
             "print(json.dumps(loop.run_until_complete(result)))"
@@ -326,7 +326,7 @@ def _duration(seconds: float) -> str:
 
 
 def main() -> None:
-    from antiphon.bench import to_markdown
+    from antiphon.bench.rows import to_markdown
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long", action="store_true", help="30 s idle CPU, 10-minute onset run")

@@ -15,22 +15,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from antiphon.bench.rows import Row, to_markdown
 from antiphon.model import files, loader
 from antiphon.model.mdrnn import MDRNN, Weights
 from antiphon.model.presets import SIZES, Architecture
-
-
-@dataclass
-class Row:
-    section: str
-    name: str
-    value: str
-    budget: str = ""
 
 
 def prediction_latency(quick: bool) -> list[Row]:
@@ -167,14 +159,14 @@ def model_loading(quick: bool) -> list[Row]:
     ]
 
 
-def engine(quick: bool) -> list[Row]:
+def playing(quick: bool) -> list[Row]:
     """`antiphon run` itself: start-up, idle CPU, OSC latency, memory, onset timing."""
-    from antiphon.engine import bench as engine_bench
+    from antiphon.bench import engine
 
-    return engine_bench.idle_and_latency(quick) + engine_bench.onset_accuracy(quick)
+    return engine.idle_and_latency(quick) + engine.onset_accuracy(quick)
 
 
-SECTIONS: list[Callable[[bool], list[Row]]] = [prediction_latency, startup, model_loading, engine]
+SECTIONS: list[Callable[[bool], list[Row]]] = [prediction_latency, startup, model_loading, playing]
 
 
 def run(
@@ -191,24 +183,3 @@ def run(
         markdown.write_text(to_markdown(rows), encoding="utf-8")
         echo(f"wrote {markdown}")
     return rows
-
-
-def to_markdown(rows: list[Row]) -> str:
-    lines = [
-        f"antiphon bench on {_machine()}",
-        "",
-        "| what | measured | budget |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {r.section}: {r.name.strip()} | {r.value} | {r.budget} |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _machine() -> str:
-    import os
-    import platform
-
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, NumPy {np.__version__}"
-    )
