@@ -45,7 +45,7 @@ from antiphon.io.midiwire import Parser
 from antiphon.model import loader, mdn
 from antiphon.model.mdrnn import MDRNN
 from antiphon.model.presets import SCALE_FACTOR
-from conftest import IMPSY
+from samples import IMPSY
 
 FOLDER = Path(os.environ.get("ANTIPHON_CONFORMANCE_DIR") or IMPSY / "conformance")
 SPEC_MAJOR = 1
