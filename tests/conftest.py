@@ -10,10 +10,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 
-IMPSY = Path(
-    os.environ.get("ANTIPHON_IMPSY_SAMPLES")
-    or Path(__file__).resolve().parents[2] / "shared" / "impsy"
-)
+from samples import IMPSY
 
 
 @pytest.fixture

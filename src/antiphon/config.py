@@ -45,60 +45,79 @@ class ConfigError(AntiphonError):
     """A config that cannot be used; the message says where and what is allowed."""
 
 
+MappingKind = Literal["note_on", "control_change", "note_velocity", "pitch_bend"]
+MAPPING_FORMS = (
+    '["note_on", channel] (or ["note_on", channel, velocity]), '
+    '["control_change", channel, cc] (or ["control_change", channel, cc, min, max]), '
+    '["note_velocity", channel] or ["pitch_bend", channel]'
+)
+
+
 @dataclass(frozen=True)
 class MidiMapping:
     """Where one control lives on a MIDI-like channel (MIDI, WebSocket, serial MIDI).
 
-    Written in TOML as ``["note_on", channel]``, ``["control_change", channel, cc]`` or
-    ``["control_change", channel, cc, min, max]``; channels are 1-based.
+    Written in TOML as IMPSY 1.2 writes it; channels are 1-based:
+
+    - ``["note_on", channel]``: the note number; ``["note_on", channel, velocity]``
+      plays its notes at that fixed velocity;
+    - ``["control_change", channel, cc]``, or ``[..., min, max]`` to use only part of
+      the controller's range;
+    - ``["note_velocity", channel]``: the velocity of that channel's notes;
+    - ``["pitch_bend", channel]``: the channel's 14-bit pitch bend.
     """
 
-    kind: Literal["note_on", "control_change"]
+    kind: MappingKind
     channel: int
     control: int | None = None
     low: int = 0
     high: int = 127
+    velocity: int | None = None  # note_on only: a fixed velocity for the notes it plays
 
     @classmethod
     def parse(cls, value: Any) -> MidiMapping:
         """From the TOML list form; raises ValueError with what is wrong."""
-        if (
-            not isinstance(value, list)
-            or not value
-            or value[0] not in ("note_on", "control_change")
-        ):
-            raise ValueError(
-                'expected ["note_on", channel] or ["control_change", channel, cc]'
-                ' or ["control_change", channel, cc, min, max]'
-            )
+        kinds = get_args(MappingKind)
+        if not isinstance(value, list) or not value or value[0] not in kinds:
+            raise ValueError(f"expected {MAPPING_FORMS}")
         kind, *numbers = value
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
-            raise ValueError("channel, controller and range must be whole numbers")
-        if kind == "note_on" and len(numbers) == 1:
-            mapping = cls("note_on", numbers[0])
-        elif kind == "control_change" and len(numbers) == 2:
-            mapping = cls("control_change", numbers[0], numbers[1])
-        elif kind == "control_change" and len(numbers) == 4:
-            mapping = cls("control_change", numbers[0], numbers[1], numbers[2], numbers[3])
-        else:
-            raise ValueError(
-                f"{kind} takes {'a channel' if kind == 'note_on' else 'channel, cc'}"
-                f"{'' if kind == 'note_on' else ' (and optionally min, max)'}"
-            )
+            raise ValueError("channel, controller, velocity and range must be whole numbers")
+        match kind, numbers:
+            case "note_on", [channel]:
+                mapping = cls("note_on", channel)
+            case "note_on", [channel, velocity]:
+                mapping = cls("note_on", channel, velocity=velocity)
+            case "control_change", [channel, control]:
+                mapping = cls("control_change", channel, control)
+            case "control_change", [channel, control, low, high]:
+                mapping = cls("control_change", channel, control, low, high)
+            case "note_velocity" | "pitch_bend", [channel]:
+                mapping = cls(kind, channel)
+            case _:
+                raise ValueError(
+                    f"{kind} does not take {len(numbers)} numbers; expected {MAPPING_FORMS}"
+                )
         if not 1 <= mapping.channel <= 16:
             raise ValueError(f"channel {mapping.channel} is outside 1-16")
         if mapping.control is not None and not 0 <= mapping.control <= 127:
             raise ValueError(f"controller {mapping.control} is outside 0-127")
         if not (0 <= mapping.low <= 127 and 0 <= mapping.high <= 127):
             raise ValueError(f"range {mapping.low}-{mapping.high} is outside 0-127")
+        if mapping.velocity is not None and not 0 <= mapping.velocity <= 127:
+            raise ValueError(f"velocity {mapping.velocity} is outside 0-127")
         return mapping
 
     def to_toml(self) -> list[str | int]:
         if self.kind == "note_on":
-            return ["note_on", self.channel]
+            fixed = [] if self.velocity is None else [self.velocity]
+            return ["note_on", self.channel, *fixed]
+        if self.kind != "control_change":
+            return [self.kind, self.channel]
+        control = typing.cast(int, self.control)
         if (self.low, self.high) == (0, 127):
-            return ["control_change", self.channel, typing.cast(int, self.control)]
-        return ["control_change", self.channel, typing.cast(int, self.control), self.low, self.high]
+            return ["control_change", self.channel, control]
+        return ["control_change", self.channel, control, self.low, self.high]
 
 
 @dataclass
@@ -106,6 +125,9 @@ class InteractionConfig:
     mode: Mode = "callresponse"
     threshold: float = field(default=0.1, metadata={"bounds": THRESHOLD})
     input_thru: bool = False
+    # callresponse: the model plays from the start, as IMPSY's does; true makes it wait
+    # until the performer has played once.
+    wait_for_performer: bool = False
 
 
 @dataclass
@@ -135,6 +157,9 @@ class MIDIConfig:
     feedback_protection: bool = False
     feedback_threshold: float = field(default=0.02, metadata={"bounds": FEEDBACK_THRESHOLD})
     thru_matrix: dict[str, list[str]] = field(default_factory=dict)
+    # thru_matrix translates through the mappings (IMPSY's way); true forwards every
+    # message from the input port as it came, mapped or not.
+    thru_raw: bool = False
 
 
 @dataclass
@@ -196,15 +221,34 @@ class Config:
 
     @property
     def directory(self) -> Path:
-        """Relative paths in the config (the model file) are relative to this."""
+        """Relative paths in the config (the model file) are relative to this first
+        (see ``locate``)."""
         return self.path.parent if self.path else Path.cwd()
 
     @property
     def model_path(self) -> Path | None:
         if not self.model.file:
             return None
-        path = Path(self.model.file).expanduser()
-        return path if path.is_absolute() else self.directory / path
+        return locate(self.directory, self.model.file)
+
+
+def locate(directory: Path, relative: str | Path) -> Path:
+    """Where a path written in a config is: absolute as it is; else beside the config,
+    or, when it is not there but is in the working directory, there.
+
+    The second is IMPSY's rule (it opens every path from the working directory), so
+    ``antiphon run -c configs/x.toml`` in an IMPSY folder finds ``models/...`` where
+    IMPSY finds it; the first keeps a workspace working from any folder. When neither
+    exists, the path beside the config is the one reported missing.
+    """
+    path = Path(relative).expanduser()
+    if path.is_absolute():
+        return path
+    beside = directory / path
+    if beside.exists():
+        return beside
+    here = Path.cwd() / path
+    return here if here.exists() else beside
 
 
 _IGNORED_TOP_LEVEL = {"name"}  # free text some IMPSY configs use in place of `owner`
@@ -239,6 +283,7 @@ def parse(text: str, path: Path | None = None, *, dimension: int | None = None) 
     for key in _IGNORED_TOP_LEVEL & data.keys():
         warnings.append(f"{where}: key '{key}' is not used by antiphon (ignored)")
         del data[key]
+    _merge_aliases(data, where, warnings)
     config = _build(Config, data, "", where, warnings)
     if dimension is not None:
         config.model.dimension = dimension
@@ -248,6 +293,31 @@ def parse(text: str, path: Path | None = None, *, dimension: int | None = None) 
     _check_ports(config, where)
     _repair(config, where)
     return config
+
+
+_SECTION_ALIASES = {"websockets": "websocket"}
+"""Other names of a section: IMPSY's workshop text calls [websocket] [websockets]."""
+
+
+def _merge_aliases(data: dict[str, Any], where: str, warnings: list[str]) -> None:
+    """Read each alias as its section; both present are one section (a key set in
+    both is refused, since one of the two values would be dropped)."""
+    for alias, name in _SECTION_ALIASES.items():
+        if alias not in data:
+            continue
+        table, existing = data.pop(alias), data.get(name, {})
+        if not isinstance(table, dict) or not isinstance(existing, dict):
+            raise ConfigError(f"{where}: [{alias}] and [{name}] must be tables (sections)")
+        both = sorted(table.keys() & existing.keys())
+        if both:
+            raise ConfigError(
+                f"{where}: [{alias}] and [{name}] are one section, and both set "
+                f"{', '.join(both)}; keep one of each key"
+            )
+        data[name] = {**existing, **table}
+        warnings.append(
+            f"{where}: [{alias}] is read as [{name}] (IMPSY itself reads only [{name}])"
+        )
 
 
 def _check_ports(config: Config, where: str) -> None:

@@ -42,3 +42,27 @@ def shown(value: object, most: int = 40) -> str:
     """
     text = repr(value)
     return text if len(text) <= most else text[: most - 1] + "…"
+
+
+class Substitution:
+    """antiphon plays something other than what was asked (the bundled model for a
+    missing one, 127.0.0.1 for a name that does not resolve): never silent, it is
+    shown as an error wherever the instrument is watched (the banner, ``/api/status``,
+    the dashboard, ``antiphon remote status``), with the reason and the fix."""
+
+    __slots__ = ("asked", "fix", "playing", "reason")
+
+    def __init__(self, asked: str, playing: str, reason: str, fix: str) -> None:
+        self.asked, self.playing, self.reason, self.fix = asked, playing, reason, fix
+
+    def __str__(self) -> str:
+        return f"{self.playing} instead of {self.asked}: {self.reason}. Fix: {self.fix}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "asked": self.asked,
+            "playing": self.playing,
+            "reason": self.reason,
+            "fix": self.fix,
+            "message": str(self),
+        }

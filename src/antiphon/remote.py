@@ -199,8 +199,13 @@ class Instrument:
         return partial
 
     def push_model(self, path: Path, *, use: bool) -> str:
-        with path.open("rb") as f:
-            created = self._request("POST", "/api/models", files={"file": (path.name, f)})
+        with path.open("rb") as f:  # ?use=1: one it cannot play is refused, not kept
+            created = self._request(
+                "POST",
+                "/api/models",
+                params={"use": "1"} if use else {},
+                files={"file": (path.name, f)},
+            )
         done = "uploaded" if created.get("new", True) else "already has"
         message = f"{done} {created['name']} ({created['architecture']})"
         if use:

@@ -39,6 +39,31 @@ class Workspace:
         return self.root / "models"
 
 
+def root_for(config_path: Path | None) -> tuple[Path, str | None]:
+    """The workspace a config plays in (where logs are written, datasets and models
+    listed), and a note when it is not the config's own folder.
+
+    A config's folder is its workspace, unless that folder has none of ``logs/``,
+    ``datasets/``, ``models/`` and the working directory has: then the working
+    directory is, as it is for IMPSY, whose configs live in ``configs/`` of the
+    project folder it runs in.
+    """
+    here = Path.cwd()
+    if config_path is None:
+        return here, None
+    folder = config_path.parent
+    if folder.resolve() == here.resolve() or _has_folders(folder) or not _has_folders(here):
+        return folder, None
+    return here, (
+        f"{folder} has no {', '.join(f + '/' for f in FOLDERS)} folder but the working "
+        f"directory does: using the workspace {here} (as IMPSY does)"
+    )
+
+
+def _has_folders(root: Path) -> bool:
+    return any((root / name).is_dir() for name in FOLDERS)
+
+
 def config_template() -> str:
     """The commented config.toml every new workspace starts from."""
     return resources.files("antiphon").joinpath("templates", CONFIG_NAME).read_text("utf-8")
@@ -51,8 +76,9 @@ def init(
     web_host: str | None = None,
     osc_client_ip: str | None = None,
 ) -> list[Path]:
-    """Create a workspace; returns what was created. Never overwrites without ``force``,
-    and even then keeps the previous config as ``config.toml.bak``.
+    """Create a workspace; returns what was created. An existing config.toml is kept
+    as it is (as IMPSY's ``init`` keeps it: running it in an IMPSY folder adds the
+    missing folders); ``force`` replaces it, keeping it as ``config.toml.bak``.
 
     ``web_host`` and ``osc_client_ip`` adapt the template to where it runs: an
     instrument's web UI must listen beyond localhost; in a container OSC goes to the
@@ -61,17 +87,16 @@ def init(
     workspace = Workspace(Path(root))
     created: list[Path] = []
     config = workspace.config_path
-    if config.exists() and not force:
-        raise AntiphonError(
-            f"{config} already exists; not overwriting it (use --force to replace it, "
-            "the old file is kept as config.toml.bak)"
-        )
+    if workspace.root.exists() and not workspace.root.is_dir():
+        raise AntiphonError(f"{workspace.root} is a file, not a folder for a workspace")
     workspace.root.mkdir(parents=True, exist_ok=True)
     for name in FOLDERS:
         folder = workspace.root / name
         if not folder.is_dir():
             folder.mkdir()
             created.append(folder)
+    if config.exists() and not force:
+        return created
     if config.exists():
         shutil.copy2(config, config.with_name(CONFIG_NAME + ".bak"))
     config.write_text(_adapted_template(web_host, osc_client_ip), encoding="utf-8")

@@ -29,7 +29,8 @@ def _free_ports(setup, tmp_path) -> None:
     setup.log_dir = tmp_path / "logs"
 
 
-async def _start_and_play(setup) -> Engine:
+async def _start_and_play(setup) -> tuple[Engine, list[str]]:
+    """The engine after playing, and what it played in place of what was asked."""
     engine = Engine(setup)
     await engine.start()
     try:
@@ -41,10 +42,11 @@ async def _start_and_play(setup) -> Engine:
             await asyncio.sleep(0.05)
             assert engine.inputs == 1
         await asyncio.sleep(0.15)  # past the call-and-response threshold
-        assert engine.status()["mode"] in ("callresponse", "useronly")
+        status = engine.status()
+        assert status["mode"] in ("callresponse", "useronly")
     finally:
         await engine.stop()
-    return engine
+    return engine, [s["message"] for s in status["substitutions"]]
 
 
 @pytest.fixture
@@ -60,19 +62,22 @@ def bundled(tmp_path, monkeypatch):
 def test_every_impsy_config_starts_and_plays(impsy_dir, tmp_path, bundled):
     paths = sorted((impsy_dir / "configs").glob("*.toml"))
     assert len(paths) >= 16
-    warnings = {}
+    warnings, errors, models = {}, {}, {}
     for path in paths:
         setup = prepare(path)
         _free_ports(setup, tmp_path)
-        engine = play(_start_and_play(setup))
+        engine, substituted = play(_start_and_play(setup))
         warnings[path.name] = " | ".join(m for _, m in engine.warnings.recent)
+        errors[path.name] = " | ".join(substituted)
+        models[path.name] = setup.model_name
         if setup.config.model.dimension in (4, 9):
             assert setup.predictor is not None, path.name  # fell back to the bundled model
             assert setup.model_name.endswith("(bundled)")
-    # the configured IMPSY model files are not here: a clear warning, then the bundled model
-    assert "configured model cannot be played" in warnings["default.toml"]
-    assert "no such model file" in warnings["default.toml"]
-    assert "bundled default model for dimension 9" in warnings["microfreak.toml"]
+            assert "instead of the configured model" in errors[path.name], path.name
+    # the configured IMPSY model files are not here: an error, then the bundled model
+    assert "configured model cannot be played" in errors["default.toml"]
+    assert "no such model file" in errors["default.toml"]
+    assert "bundled default model for dimension 9" in errors["microfreak.toml"]
     # values IMPSY crashes on get working defaults
     assert "client_ip = '0.0.0.0'" in warnings["roland-s-1.toml"]
     assert (
@@ -81,12 +86,13 @@ def test_every_impsy_config_starts_and_plays(impsy_dir, tmp_path, bundled):
     )
     assert "'name' is not used" in warnings["arturia-minilab3-analogV.toml"]
     assert "host.docker.internal" in warnings["pd-workshop-example.toml"]
-    assert "[serialmidi] is switched off" in warnings["default.toml"]
+    assert "[serial] alone (serial MIDI is switched off)" in errors["default.toml"]
     assert "retrying in the background" in warnings["serial-example.toml"]
     # MIDI hardware is absent (or there is no MIDI system at all): said, not fatal
     assert "midi:" in warnings["xtouch-to-volca-keys.toml"]
-    # dimension 17 has no bundled model: performer-only, said clearly
-    assert "no bundled model for dimension 17" in warnings["user-only-example.toml"]
+    # dimension 17 has no bundled model: performer-only, as that config asks
+    assert "no bundled model for dimension 17" in models["user-only-example.toml"]
+    assert errors["user-only-example.toml"] == ""
 
 
 def test_a_flex_tflite_plays_its_own_weights(impsy_dir, tmp_path, bundled):

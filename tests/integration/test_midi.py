@@ -122,11 +122,12 @@ def test_midi_ports_mapping_thru_feedback_and_hotplug(tmp_path, monkeypatch):
             await until(lambda: "(waiting" not in channel.state, 8)
             fake.play(xtouch, cc(11, 1, 5))
             await until(lambda: engine.outputs == 4)
-            assert s1[0] == cc(11, 1, 5)  # thru_matrix: the raw message, at once
-            answer = s1[1:4]
-            assert [m.channel for m in answer] == [2, 2, 2]
+            # thru_matrix translates: the X-TOUCH's first control is the S-1's note
+            assert mido.Message("note_on", channel=2, note=5, velocity=127) in s1
+            answer = [m for m in s1 if m.type == "control_change"]
+            assert answer and {m.channel for m in s1} == {2}
             # the S-1 echoes what it was sent back on its input: ignored
-            fake.play("S-1:S-1 MIDI 1 24:0", answer[1])
+            fake.play("S-1:S-1 MIDI 1 24:0", answer[0])
             await until(lambda: channel.echoes == 1)
             assert engine.inputs == 4
             fake.play("S-1:S-1 MIDI 1 24:0", cc(3, 20, 127))  # a real S-1 knob
@@ -192,7 +193,11 @@ def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for
     monkeypatch.setattr(midi, "open_backend", lambda: fake)
     ports = Ports()
     config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
+        tmp_path,
+        ports,
+        mode="polyphony",
+        model=model_file(tmp_path),
+        extra=CONFIG.replace("thru_matrix", "thru_raw = true\nthru_matrix"),
     )
     s1_sent = fake.sent[s1]
 
@@ -202,7 +207,7 @@ def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for
             dump = mido.Message("sysex", data=[1] * (MAX_SYSEX - 2))
             fake.play(xtouch, dump, mido.Message("sysex", data=[2] * (MAX_SYSEX - 1)))
             await until(lambda: engine.warnings.counts["midi-sysex"] == 1)
-            assert s1_sent == [dump]  # the one that fits is forwarded whole
+            assert s1_sent == [dump]  # the one that fits is forwarded whole (thru_raw)
 
             def broken(message):
                 raise OSError("device disappeared")
@@ -214,5 +219,85 @@ def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for
             await until(lambda: engine.warnings.counts["midi output S-1"] == 1)  # lost, retried
             said = [m for _, m in engine.warnings.recent if "lost it (device disappeared)" in m]
             assert len(said) == 2
+
+    play(scenario())
+
+
+QUNEO = "QuNeo:QuNeo MIDI 1 32:0"
+S1 = "S-1:S-1 MIDI 1 24:0"
+
+
+def _quneo_and_s1(tmp_path, impsy_dir, monkeypatch, *, raw: bool):
+    """IMPSY's own roland-s-1-quneo.toml (QuNeo pads and sliders thru to the S-1, the
+    S-1's knobs thru to the QuNeo's LEDs), its model beside it, in useronly mode: what
+    reaches the synths is the thru alone."""
+    text = (impsy_dir / "configs" / "roland-s-1-quneo.toml").read_text()
+    assert 'thru_matrix."QuNeo" = ["S-1"]' in text
+    if raw:
+        text = text.replace("[midi]\n", "[midi]\nthru_raw = true\n", 1)
+    models = tmp_path / "models"
+    models.mkdir()
+    name = "musicMDRNN-dim9-layers2-units64-mixtures5-scale10.tflite"
+    models.joinpath(name).write_bytes((impsy_dir / "models" / name).read_bytes())
+    ports = Ports()
+    config = tmp_path / "config.toml"
+    webui = f"\n[webui]\nmonitor_port = {ports.monitor}\ncommand_port = {ports.command}\n"
+    config.write_text(text + webui)
+    fake = FakeMIDI([QUNEO, S1], [QUNEO, S1])
+    monkeypatch.setattr(midi, "open_backend", lambda: fake)
+    return config, fake
+
+
+def test_thru_matrix_translates_through_both_mappings(tmp_path, impsy_dir, monkeypatch):
+    config, fake = _quneo_and_s1(tmp_path, impsy_dir, monkeypatch, raw=False)
+    to_s1, to_quneo = fake.sent[S1], fake.sent[QUNEO]
+
+    async def scenario():
+        async with running(config, Overrides(mode="useronly")) as engine:
+            channel = engine.channels["midi"]
+            await until(lambda: "waiting" not in channel.state)
+            # a QuNeo pad (note_on ch1, control 1) plays the S-1's note (note_on ch3)
+            fake.play(QUNEO, mido.Message("note_on", channel=0, note=60, velocity=100))
+            await until(lambda: len(to_s1) == 1)
+            assert to_s1 == [mido.Message("note_on", channel=2, note=60, velocity=127)]
+            # a QuNeo slider (CC7 ch1, control 2) moves the S-1's square level (CC19 ch3)
+            fake.play(QUNEO, cc(1, 7, 64))
+            await until(lambda: len(to_s1) == 2)
+            assert to_s1[1] == cc(3, 19, 64)
+            # what the QuNeo's mapping does not know does not pass
+            fake.play(
+                QUNEO,
+                cc(1, 99, 10),
+                mido.Message("note_on", channel=5, note=1, velocity=1),
+                mido.Message("sysex", data=[1, 2, 3]),
+                mido.Message("note_on", channel=0, note=62, velocity=80),  # mapped: a marker
+            )
+            await until(lambda: len(to_s1) == 4)
+            assert to_s1[2:] == [
+                mido.Message("note_off", channel=2, note=60, velocity=0),
+                mido.Message("note_on", channel=2, note=62, velocity=127),
+            ]
+            # and the other way: the S-1's tri level knob (CC20 ch3, control 3) lights the
+            # QuNeo's third slider (CC3 ch1)
+            fake.play(S1, cc(3, 20, 100))
+            await until(lambda: len(to_quneo) == 1)
+            assert to_quneo == [cc(1, 3, 100)]
+            assert engine.outputs == 0  # useronly: everything above was the thru
+            assert engine.inputs == 4
+
+    play(scenario())
+
+
+def test_thru_raw_forwards_every_message_as_it_came(tmp_path, impsy_dir, monkeypatch):
+    config, fake = _quneo_and_s1(tmp_path, impsy_dir, monkeypatch, raw=True)
+    to_s1 = fake.sent[S1]
+    unmapped = [cc(1, 99, 10), mido.Message("sysex", data=[1, 2, 3])]
+
+    async def scenario():
+        async with running(config, Overrides(mode="useronly")) as engine:
+            await until(lambda: "waiting" not in engine.channels["midi"].state)
+            fake.play(QUNEO, *unmapped, cc(1, 7, 64))
+            await until(lambda: len(to_s1) == 3)
+            assert to_s1 == [*unmapped, cc(1, 7, 64)]
 
     play(scenario())

@@ -86,11 +86,14 @@ def test_without_a_model_it_says_so_and_plays_performer_only(tmp_path):
     ports = Ports()
     write_config(tmp_path, ports, mode="callresponse", dimension=5)
     process = start("--quiet", cwd=tmp_path)
-    lines = wait_for_line(process.stderr, "playing; Ctrl-C stops")
+    lines = wait_for_line(process.stderr, "Ctrl-C stops")
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=15)
     text = "".join(lines)
-    assert "no bundled model for dimension 5" in text
+    # playing other than asked is said as an error, with the reason and the fix
+    assert "error: PLAYING useronly mode" in text and "instead of mode callresponse" in text
+    assert "no bundled model for dimension 5" in text and "Fix: give a model file" in text
+    assert "playing, but not as asked (see the errors above)" in lines[-1]
     assert "mode useronly" in text and process.returncode == 0
 
 

@@ -68,10 +68,12 @@ def test_init_creates_a_workspace_and_never_overwrites(tmp_path):
     ):
         assert section in text
     (target / "config.toml").write_text("# mine\n")
-    again = runner.invoke(cli, ["init", str(target)])
-    assert again.exit_code == 1 and "--force" in again.output
+    (target / "datasets").rmdir()
+    again = runner.invoke(cli, ["init", str(target)])  # as IMPSY's init: keep, add folders
+    assert again.exit_code == 0 and "kept" in again.output and "--force" in again.output
     assert (target / "config.toml").read_text() == "# mine\n"
-    forced = runner.invoke(cli, ["init", str(target), "--force"])
+    assert (target / "datasets").is_dir()
+    forced = runner.invoke(cli, ["init", str(target), "-f"])  # IMPSY's spelling
     assert forced.exit_code == 0
     assert (target / "config.toml.bak").read_text() == "# mine\n"
     assert "[interaction]" in (target / "config.toml").read_text()

@@ -72,7 +72,7 @@ def test_the_init_template_is_valid_and_complete():
         ("[osc]\nclient_port = 99999", ["osc.client_port", "65535"]),
         ("verbose = 1", ["verbose", "true or false"]),
         ('[midi]\ninput."A" = [["note_on", 0]]', ["channel 0", "1-16"]),
-        ('[websocket]\noutput = [["pitch_bend", 1]]', ["websocket.output[0]", "note_on"]),
+        ('[websocket]\noutput = [["aftertouch", 1]]', ["websocket.output[0]", "note_on"]),
         ("interaction = 3", ["[interaction] must be a table"]),
         ("[model\n", ["not valid TOML"]),
     ],

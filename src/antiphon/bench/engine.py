@@ -64,7 +64,8 @@ def antiphon_run(folder: Path, mode: str, *extra: str):
     config = folder / f"{mode}.toml"
     config.write_text(
         "verbose = false\nlog_input = false\n"
-        f'[interaction]\nmode = "{mode}"\n[model]\ndimension = 9\n'
+        # idle is an instrument waiting for the performer (callresponse otherwise plays)
+        f'[interaction]\nmode = "{mode}"\nwait_for_performer = true\n[model]\ndimension = 9\n'
         f'[osc]\nserver_ip = "127.0.0.1"\nserver_port = {server}\n'
         f'client_ip = "127.0.0.1"\nclient_port = {client}\n'
         f"[webui]\nmonitor_port = {_free_port()}\ncommand_port = {_free_port()}\n"
@@ -203,7 +204,8 @@ def idle_and_latency(quick: bool) -> list[Row]:
         rows.append(
             Row(
                 "engine",
-                f"CPU at idle, call mode, {idle_seconds:.0f} s (% of a core)",
+                f"CPU at idle, call mode waiting for the performer, {idle_seconds:.0f} s "
+                "(% of a core)",
                 f"{100 * busy / idle_seconds:.2f}",
                 "≤ 1",
             )

@@ -40,7 +40,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Replace an existing config.toml (kept as .bak).")
+@click.option("-f", "--force", is_flag=True, help="Replace an existing config.toml (kept as .bak).")
 @click.option(
     "--web-host",
     help='Where the web UI listens, e.g. "0.0.0.0" on an instrument '
@@ -54,7 +54,10 @@ def init(directory: Path, force: bool, web_host: str | None, osc_client_ip: str 
     created = workspace.init(directory, force=force, web_host=web_host, osc_client_ip=osc_client_ip)
     for path in created:
         click.echo(f"created {path}{'/' if path.is_dir() else ''}")
-    click.echo(f"Edit {directory / workspace.CONFIG_NAME}, then run `antiphon run` in {directory}.")
+    config_file = directory / workspace.CONFIG_NAME
+    if config_file not in created:
+        click.echo(f"kept {config_file} as it is (--force replaces it, keeping it as .bak)")
+    click.echo(f"Edit {config_file}, then run `antiphon run` in {directory}.")
 
 
 @cli.group()
@@ -72,11 +75,15 @@ def config_check(file: Path) -> None:
     setup = prepare(file, strict=True)
     for warning in setup.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
+    for substitution in setup.substitutions:  # what `antiphon run` would play instead
+        click.secho(f"error: would play {substitution}", fg="red", err=True)
     loaded = setup.config
     channels = [name for name in SECTIONS if getattr(loaded, name) is not None]
+    verdict = "plays, but not as written (see the errors)" if setup.substitutions else "OK"
     click.echo(
-        f"{file}: OK. mode {loaded.interaction.mode}, dimension {loaded.model.dimension}, "
-        f"model {setup.model_name}, channels: {', '.join(channels) or 'none'}"
+        f"{file}: {verdict}. mode {loaded.interaction.mode}, dimension "
+        f"{loaded.model.dimension}, model {setup.model_name}, channels: "
+        f"{', '.join(channels) or 'none'}"
     )
 
 

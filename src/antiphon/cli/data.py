@@ -58,13 +58,14 @@ def _configured_model() -> ModelConfig:
     help="Folder of .log files.",
 )
 @click.option(
+    "-O",
     "--destination",
     type=click.Path(file_okay=False, path_type=Path),
     default="datasets",
     show_default=True,
     help="Folder to write the dataset to.",
 )
-@click.option("--filename", help="Dataset file name [default: training-dataset-{D}d.npz].")
+@click.option("-F", "--filename", help="Dataset file name [default: training-dataset-{D}d.npz].")
 @click.option(
     "--format",
     "fmt",
@@ -319,10 +320,12 @@ def _find_dataset(source: Path, dimension: int | None) -> Path:
     help="Train exactly as IMPSY: --stride 1 --batchsize 64 --split impsy, constant learning rate.",
 )
 @click.option(
+    "-O",
     "--destination",
     type=click.Path(file_okay=False, path_type=Path),
     default="models",
     show_default=True,
+    help="Folder to write the model to.",
 )
 @click.option(
     "--seed", type=int, help="Make the run repeatable [default: random, recorded in the model]."

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 MAX_REPORTED = 10
 """Refused names printed at most per instrument (a hostile one could list millions)."""
+MAX_MESSAGE = 500
+"""Characters of a message from an instrument printed at most."""
 
 _URL_HELP = (
     "An instrument's web address, e.g. antiphon.local:4000; repeat it to act on "
@@ -63,6 +65,17 @@ def status(ctx: click.Context) -> None:
             f"{url}: antiphon {snap['version']}, {playing}; {counts['logs']} logs, "
             f"{counts['datasets']} datasets, {counts['models']} models"
         )
+        substitutions = (engine or {}).get("substitutions") or []
+        for substitution in substitutions[:MAX_REPORTED] if isinstance(substitutions, list) else []:
+            message = substitution.get("message") if isinstance(substitution, dict) else None
+            click.secho(f"{url}: ERROR: playing {_printable(message)}", fg="red", err=True)
+
+
+def _printable(text: object) -> str:
+    """Text an instrument sent, safe for a terminal: no control characters (no escape
+    sequences), at most MAX_MESSAGE characters."""
+    shown = "".join(c if c.isprintable() else "?" for c in str(text)[:MAX_MESSAGE])
+    return shown + ("…" if len(str(text)) > MAX_MESSAGE else "")
 
 
 @remote.command("push-model")

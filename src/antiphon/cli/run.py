@@ -70,14 +70,19 @@ def _setup_logging() -> None:
 )
 @click.option("--verbose/--quiet", default=None, help="Print every input and output.")
 @click.option(
+    "--log-input/--no-log-input", default=None, help="Log what the performer plays [default: on]."
+)
+@click.option(
     "--log-predictions/--no-log-predictions", default=None, help="Also log what the model plays."
 )
 @click.option(
+    "-l",
     "--logdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where logs go [default: logs/ beside the config].",
+    help="Where logs go [default: logs/ of the workspace].",
 )
 @click.option(
+    "-d",
     "--dimension",
     type=click.IntRange(int(limits.DIMENSION.low), int(limits.DIMENSION.high)),
     help="Number of controls + 1.",
@@ -124,11 +129,7 @@ def run(
         from antiphon.workspace import Workspace
 
         webui = setup.config.webui
-        workspace = (
-            Workspace(setup.config_path.parent, setup.config_path)
-            if setup.config_path
-            else Workspace(Path.cwd())
-        )
+        workspace = Workspace(setup.root, setup.config_path)
         host, port = web_host or webui.host, web_port or webui.port
         services.append(web_service(workspace, host, port))
         services.insert(0, _play_page(host, port))

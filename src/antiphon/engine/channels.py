@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from antiphon.config import Config
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, Substitution
 from antiphon.io.channel import Channel, Inputs
 
 Build = Callable[[str, Config], Channel | None]
@@ -142,6 +142,11 @@ class ChannelSet:
             }
             for c in self
         ]
+
+    def substitutions(self) -> list[Substitution]:
+        """What the channels use in place of what the config asks (an address that
+        does not resolve, ...)."""
+        return [s for c in self for s in c.substitutions]
 
     def labels(self, controls: int) -> list[str]:
         """A name for each control, from the first channel that maps them."""

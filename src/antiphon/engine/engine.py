@@ -10,6 +10,8 @@ Modes (IMPSY's):
 - ``callresponse``: while the performer plays, the model follows (each input is fed
   to it and its prediction held back); after ``threshold`` seconds of silence it
   continues on its own, feeding back what it plays, until the performer plays again.
+  As in IMPSY it also plays from the start, ``threshold`` after a neutral first event,
+  until the performer first plays (``wait_for_performer`` keeps it silent until then).
 - ``polyphony``: every performer event yields one prediction, played its dt later;
   the model hears only the performer.
 - ``battle``: the model plays on its own from the start; the performer is logged
@@ -71,6 +73,7 @@ data) and a tiny timescale shrinks every dt: without a floor, each event would b
 as soon as the previous one was played and the loop would never get back to its
 sockets (``timescale = 0.001`` once locked up the instrument for good). A millisecond
 is below what a listener can tell apart and caps the model at 1,000 events a second.
+It is also IMPSY's floor on a played event's dt, which the model then hears back.
 """
 
 MAX_LATE = 0.25
@@ -82,14 +85,22 @@ MAX_PENDING = 256
 
 
 class Planned:
-    """A prediction waiting for its deadline."""
+    """A prediction waiting for its deadline, as IMPSY plays one: dt at least
+    ``MIN_INTERVAL``, values clipped to [0, 1]; ``[dt, *values]`` is what the model
+    hears back once it is played (the timescale changes the waiting, never that)."""
 
     __slots__ = ("chain", "dt", "values")
 
-    def __init__(self, prediction: list[float], chain: bool) -> None:
-        self.dt = prediction[0]
-        self.values = prediction[1:]
+    def __init__(self, prediction: Sequence[float], chain: bool) -> None:
+        dt = prediction[0]
+        self.dt = dt if dt > MIN_INTERVAL else MIN_INTERVAL
+        self.values = [0.0 if v < 0.0 else 1.0 if v > 1.0 else v for v in prediction[1:]]
         self.chain = chain  # continues the model's own performance once played
+
+    def wait(self, timescale: float) -> float:
+        """Seconds after the previous event to play it: never under MIN_INTERVAL."""
+        wait = self.dt * timescale
+        return wait if wait > MIN_INTERVAL else MIN_INTERVAL
 
 
 class Engine:
@@ -121,7 +132,7 @@ class Engine:
         """Open the log and every channel; start playing."""
         self._loop = asyncio.get_running_loop()
         self._schedule = Schedule(self._loop, self._play, MAX_PENDING)
-        self._started_at = self._loop.time()
+        self._started_at = self._now()
         for i, warning in enumerate(self._setup.warnings):
             self.warn(f"setup {i}", warning)  # each is said: they are few and all matter
         self._open_log()
@@ -196,7 +207,7 @@ class Engine:
         """A JSON-ready snapshot for a dashboard."""
         now = self._now()
         return {
-            **describe_setup(self._setup),
+            **describe_setup(self._setup, self.channels.substitutions()),
             "mode": self.mode,
             "paused": self.paused,
             "threshold": self.threshold,
@@ -363,7 +374,7 @@ class Engine:
     def _performer(self, source: str, vector: list[float], detail: str | None) -> None:
         now = self._now()
         previous = self.activity.last_input_time
-        dt = 0.0 if previous is None else min(now - previous, MAX_INPUT_DT)
+        dt = min(now - (self._started_at if previous is None else previous), MAX_INPUT_DT)
         self.activity.heard(source, vector, now)
         if self.input_thru:
             self.channels.thru(vector)
@@ -383,21 +394,20 @@ class Engine:
         model, mode = self.model, self.mode
         if model is None or mode in ("battle", "useronly"):
             return
-        prediction = model.generate([dt, *vector])
+        planned = Planned(model.generate([dt, *vector]), chain=mode == "callresponse")
         schedule = self._schedule
         assert schedule is not None
         if mode == "callresponse":
             if self._chain is not None:
                 schedule.remove(self._chain)
-            self._chain = Planned(prediction, chain=True)
+            self._chain = planned
             if not self.paused:
-                first = max(self.threshold, prediction[0] * self.timescale)
-                schedule.push(now + first, self._chain)
+                schedule.push(now + max(self.threshold, planned.wait(self.timescale)), planned)
         elif not self.paused:  # polyphony
-            deadline = now + prediction[0] * self.timescale
+            deadline = now + planned.wait(self.timescale)
             if deadline <= self._now():
-                self._play(deadline, Planned(prediction, False))  # due already: no detour
-            elif not schedule.push(deadline, Planned(prediction, False)):
+                self._play(deadline, planned)  # due already: no detour
+            elif not schedule.push(deadline, planned):
                 self.warn(
                     "schedule full",
                     f"dropped a prediction: {MAX_PENDING} are already waiting to be played",
@@ -432,10 +442,8 @@ class Engine:
 
     def _continue(self, deadline: float, event: list[float]) -> None:
         assert self._schedule is not None
-        prediction = self.model.generate(event)
-        self._chain = Planned(prediction, chain=True)
-        interval = max(prediction[0] * self.timescale, MIN_INTERVAL)
-        self._schedule.push(deadline + interval, self._chain)
+        self._chain = Planned(self.model.generate(event), chain=True)
+        self._schedule.push(deadline + self._chain.wait(self.timescale), self._chain)
 
     # -- mode changes -----------------------------------------------------------------------
     def _silence(self) -> None:
@@ -456,7 +464,11 @@ class Engine:
         if self.mode == "battle":
             seed = self.activity.last_output or self.activity.last_input
             self._continue(now, [0.0, *seed])
-        elif self.mode == "callresponse" and pending is not None:
+        elif self.mode == "callresponse":
+            if pending is None and self.wait_for_performer:
+                return
+            if pending is None:  # answer after threshold from the latest (or a neutral) input
+                pending = Planned(self.model.generate([0.0, *self.activity.last_input]), True)
             self._chain = pending
             since = now - (self.activity.last_input_time or now)
             self._schedule.push(now + max(0.0, self.threshold - since), pending)
@@ -468,6 +480,7 @@ class Engine:
         self.mode = config.interaction.mode
         self.threshold = config.interaction.threshold
         self.input_thru = config.interaction.input_thru
+        self.wait_for_performer = config.interaction.wait_for_performer
         self.timescale = config.model.timescale
         self.paused = False
         self.activity.resize(config.model.dimension - 1)

@@ -68,8 +68,8 @@ async def perform(
         for signum in handled:
             loop.remove_signal_handler(signum)
         raise
-    for line in banner(engine):
-        (log.error if engine.problem else log.info)(line)
+    for level, line in banner(engine):
+        log.log(level, line)
     tasks = [loop.create_task(service(engine)) for service in services]
     for task in tasks:
         task.add_done_callback(_report_ended_service)
@@ -91,20 +91,25 @@ def _report_ended_service(task: asyncio.Task[None]) -> None:
         log.error("%s stopped: %s (antiphon keeps playing)", name, task.exception())
 
 
-def banner(engine: Engine) -> list[str]:
-    """What is playing and where, said once at start."""
+def banner(engine: Engine) -> list[tuple[int, str]]:
+    """What is playing and where, said once at start: (logging level, line) pairs.
+    Whatever is played in place of what was asked is an error line."""
     from antiphon import __version__
 
     status = engine.status()
     if engine.problem is not None:
         return [
-            f"antiphon {__version__}: NOT PLAYING: {engine.problem}",
-            "the web UI stays up so you can fix this from a browser (Config, then Save and "
-            "apply), or fix the file and send /impsy/reload to the command port",
+            (logging.ERROR, f"antiphon {__version__}: NOT PLAYING: {engine.problem}"),
+            (
+                logging.ERROR,
+                "the web UI stays up so you can fix this from a browser (Config, then Save "
+                "and apply), or fix the file and send /impsy/reload to the command port",
+            ),
         ]
     mode = status["mode"]
     if mode == "callresponse":
-        mode += f" (waits for you to play, answers after {engine.threshold:g} s of silence)"
+        start = "waits for you to play" if engine.wait_for_performer else "plays from the start"
+        mode += f" ({start}, answers after {engine.threshold:g} s of silence)"
     model = status["model"]
     lines = [
         f"antiphon {__version__}: model {model['name']}, {model['description']}",
@@ -116,8 +121,13 @@ def banner(engine: Engine) -> list[str]:
         lines.append("no channels configured: add [osc], [midi], [websocket] or [serial]")
     if status["log"]:
         lines.append(f"logging to {status['log']}")
-    lines.append("playing; Ctrl-C stops")
-    return lines
+    errors = [f"PLAYING {s['message']}" for s in status["substitutions"]]
+    lines.append(
+        "playing, but not as asked (see the errors above); Ctrl-C stops"
+        if errors
+        else "playing; Ctrl-C stops"
+    )
+    return [(logging.ERROR, line) for line in errors] + [(logging.INFO, line) for line in lines]
 
 
 def fmt(values: Sequence[float]) -> str:

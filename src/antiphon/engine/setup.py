@@ -2,8 +2,10 @@
 
 ``prepare`` does all the file work (config, model) and every check, and can run in a
 thread, so a reload never blocks the playing loop. Starting is forgiving where IMPSY
-crashes (a configured model that is missing falls back to the bundled one, with a
-warning); a reload is strict (a bad new setup is refused and the old one plays on).
+crashes (a configured model that is missing falls back to the bundled one); a reload
+is strict (a bad new setup is refused and the old one plays on). Whatever is played
+in place of what was asked is a ``Substitution``, shown as an error wherever the
+instrument is watched: never a quiet fallback.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from antiphon import config as config_module
 from antiphon.config import Config, ConfigError
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, Substitution
 from antiphon.io import registry
 from antiphon.limits import MODES
+from antiphon.workspace import config_template, root_for
 
 if TYPE_CHECKING:
     from antiphon.io.channel import Channel
@@ -35,6 +38,7 @@ class Overrides:
     pitemp: float | None = None
     timescale: float | None = None
     verbose: bool | None = None
+    log_input: bool | None = None
     log_predictions: bool | None = None
     logdir: Path | None = None
     dimension: int | None = None
@@ -49,6 +53,7 @@ class Overrides:
             ("pitemp", config.model),
             ("timescale", config.model),
             ("verbose", config),
+            ("log_input", config),
             ("log_predictions", config),
         ):
             value = getattr(self, key)
@@ -70,8 +75,10 @@ class Setup:
     model_name: str
     model_path: Path | None
     log_dir: Path
+    root: Path = field(default_factory=Path.cwd)  # the workspace (``workspace.root_for``)
     warnings: list[str] = field(default_factory=list)
     problem: str | None = None  # why nothing plays (see ``not_playing``)
+    substitutions: list[Substitution] = field(default_factory=list)  # played, not asked
 
 
 def prepare(
@@ -87,8 +94,6 @@ def prepare(
     ``text`` checks a config that is not saved yet as if it were at ``config_path``
     (relative paths resolve from its folder): what the web UI does before it saves.
     """
-    from antiphon.workspace import config_template
-
     if text is not None:
         config = config_module.parse(text, config_path, dimension=overrides.dimension)
     elif config_path is None:
@@ -101,20 +106,32 @@ def prepare(
         config = config_module.load(config_path, dimension=overrides.dimension)
     overrides.apply(config)
     warnings = list(config.warnings)
+    substitutions: list[Substitution] = []
+    where = config_path or "config.toml"
     if config.serial and config.serialmidi and config.serial.port == config.serialmidi.port:
-        warnings.append(
-            f"[serial] and [serialmidi] both use {config.serial.port}, which cannot carry "
-            "text and MIDI at once; [serialmidi] is switched off (give it its own port)"
+        substitutions.append(
+            Substitution(
+                f"[serialmidi] on {config.serialmidi.port}",
+                "[serial] alone (serial MIDI is switched off)",
+                f"[serial] and [serialmidi] both use {config.serial.port}, and one port "
+                "cannot carry text and MIDI at once",
+                f"give [serialmidi] its own port in {where}, or remove one of the sections",
+            )
         )
         config.serialmidi = None
-    predictor, path, name = _choose_model(config, explicit_model, overrides, strict, warnings)
-    if predictor is None and config.interaction.mode != "useronly":
-        warnings.append(
-            f"mode {config.interaction.mode} needs a model: playing in useronly mode "
-            "(your input is logged and passed through)"
-        )
-        config.interaction.mode = "useronly"
-    log_dir = overrides.logdir or config.directory / "logs"
+    predictor, path, name = _choose_model(config, explicit_model, overrides, strict, substitutions)
+    if predictor is None:
+        config.interaction.mode = "useronly"  # said in ``substitutions`` unless asked for
+    root, note = root_for(config_path)
+    warnings += [note] if note else []
+    if path is not None and config.model.file and not Path(config.model.file).is_absolute():
+        beside = config.directory / Path(config.model.file).expanduser()
+        if path == config.model_path and not beside.exists():
+            warnings.append(
+                f"[model].file {config.model.file!r} is not beside {where} but is in the "
+                f"working directory: playing {path.resolve()} (as IMPSY does)"
+            )
+    log_dir = overrides.logdir or root / "logs"
     return Setup(
         config=config,
         config_path=config_path,
@@ -124,7 +141,9 @@ def prepare(
         model_name=name,
         model_path=path,
         log_dir=log_dir,
+        root=root,
         warnings=warnings,
+        substitutions=substitutions,
     )
 
 
@@ -145,8 +164,9 @@ def not_playing(
     config = config_module.Config(webui=config_module.salvage_webui(config_path))
     config.interaction.mode = "useronly"
     config.log_input = config.log_predictions = False
+
     config.path = config_path
-    directory = config_path.parent if config_path else Path.cwd()
+    directory, _ = root_for(config_path)
     return Setup(
         config=config,
         config_path=config_path,
@@ -156,6 +176,7 @@ def not_playing(
         model_name="none (not playing)",
         model_path=None,
         log_dir=overrides.logdir or directory / "logs",
+        root=directory,
         problem=problem,
     )
 
@@ -165,7 +186,7 @@ def _choose_model(
     explicit: Path | None,
     overrides: Overrides,
     strict: bool,
-    warnings: list[str],
+    substitutions: list[Substitution],
 ) -> tuple[Predictor | None, Path | None, str]:
     from antiphon.model import loader
 
@@ -173,6 +194,7 @@ def _choose_model(
     if explicit is not None:
         return _open(explicit, config, overrides), explicit, explicit.name
     configured = config.model_path
+    problem = None
     if configured is not None:
         try:
             return _open(configured, config, overrides), configured, configured.name
@@ -181,18 +203,51 @@ def _choose_model(
         except AntiphonError as exc:
             if strict:
                 raise
-            warnings.append(f"the configured model cannot be played: {exc}")
+            problem = str(exc)
     bundled = loader.bundled_model(dimension)
+    where = config.path or "config.toml"
     if bundled is None:
-        warnings.append(
-            f"antiphon has no bundled model for dimension {dimension} (it ships one for "
-            f"{_bundled_dimensions() or 'no dimension yet'}); give a model file, or train one "
-            "from your logs"
-        )
+        mode = config.interaction.mode
+        if mode != "useronly":
+            reason = (
+                f"antiphon has no bundled model for dimension {dimension} (it ships one for "
+                f"{_bundled_dimensions() or 'no dimension yet'})"
+            )
+            substitutions.append(
+                Substitution(
+                    f"mode {mode}",
+                    "useronly mode (your input is logged and passed through; nothing answers)",
+                    f"the configured model cannot be played ({problem}) and {reason}"
+                    if problem
+                    else f"no model file is given and {reason}",
+                    f"give a model file under [model] in {where} or on the command line, "
+                    "or train one from your logs",
+                )
+            )
         return None, None, f"none (no bundled model for dimension {dimension})"
     if configured is not None:
-        warnings.append(f"playing the bundled default model for dimension {dimension} instead")
+        substitutions.append(
+            Substitution(
+                f"the configured model {config.model.file}",
+                f"the bundled default model for dimension {dimension} ({bundled.name})",
+                f"the configured model cannot be played: {problem}",
+                f"put the model at {_shown_places(config.model.file, config.directory)}, "
+                f"or correct [model].file in {where} (remove the line to play the bundled "
+                "model on purpose)",
+            )
+        )
     return _open(bundled, config, overrides), bundled, f"{bundled.name} (bundled)"
+
+
+def _shown_places(file: str, directory: Path) -> str:
+    """Where a relative model file is looked for (``config.locate``), for a message."""
+    path = Path(file).expanduser()
+    if path.is_absolute():
+        return str(path)
+    beside, here = directory / path, Path.cwd() / path
+    if beside.resolve() == here.resolve():
+        return str(beside)
+    return f"{beside} (beside the config) or {here} (the working directory)"
 
 
 def _open(path: Path, config: Config, overrides: Overrides) -> Predictor:

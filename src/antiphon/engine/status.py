@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from antiphon.engine.setup import Setup
+from antiphon.errors import Substitution
 
 NEUTRAL = 0.5
 """Every control's value before anyone has played: the middle of its range."""
@@ -95,12 +96,14 @@ class Activity:
         }
 
 
-def describe_setup(setup: Setup) -> dict[str, Any]:
-    """What is playing, from where, and why nothing is when nothing is."""
+def describe_setup(setup: Setup, substituted: Sequence[Substitution] = ()) -> dict[str, Any]:
+    """What is playing, from where, why nothing is when nothing is, and what is played
+    in place of what was asked (``substituted``: by the channels, as they opened)."""
     predictor = setup.predictor
     return {
         "playing": setup.problem is None,
         "problem": setup.problem,
+        "substitutions": [s.as_dict() for s in (*setup.substitutions, *substituted)],
         "model": {
             "name": setup.model_name,
             "path": str(setup.model_path) if setup.model_path else None,

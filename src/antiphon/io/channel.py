@@ -31,6 +31,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
 
+from antiphon.errors import Substitution
+
 
 class Inputs(Protocol):
     """Where a channel delivers what arrives (the engine)."""
@@ -61,6 +63,7 @@ class Channel:
     input_labels: list[str] | None = None  # how this channel names each control
     output_labels: list[str] | None = None
     echoes_thru = True  # input_thru sends the performer's input here too
+    substitutions: Sequence[Substitution] = ()  # used in place of what the config asks
     dropped = 0  # inputs lost before antiphon could read them (a UDP flood)
     _phase = "new"  # -> "open" -> "closed"
 

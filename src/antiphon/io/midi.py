@@ -3,7 +3,13 @@
 - ``in_device`` / ``out_device`` name ports; part of a name is enough ("X-TOUCH"
   matches "X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0").
 - ``input."<port>"`` / ``output."<port>"`` map each control (see ``mapping``).
-- ``thru_matrix."<in port>" = [out ports]`` forwards raw messages at once, in every mode.
+- ``thru_matrix."<in port>" = [out ports]`` translates at once, in every mode, as
+  IMPSY does: a message from the input port is read through its input mapping, and the
+  controls it moved are sent through each output port's mapping (the controller's
+  third knob moves the synth's third control). Messages the input mapping does not
+  know are not passed. Only the controls the message moved are sent, so turning a
+  knob does not re-strike the synth's note (IMPSY sends the whole vector).
+  ``thru_raw = true`` forwards every message as it came instead.
 - ``feedback_protection``: a message arriving within ``feedback_threshold`` seconds
   of the same message being sent is an echo of ours (a device that loops its input
   back), and is ignored.
@@ -87,6 +93,7 @@ class MIDIChannel(Channel):
         self._sent: dict[tuple[Any, ...], float] = {}
         self._watch: asyncio.TimerHandle | None = None
         self._unavailable: str | None = None
+        self._latest: list[float] = []  # the performer's controls (``heard``), for thru
         self.echoes = 0  # messages ignored by feedback protection
 
     async def _open(self, inputs: Inputs) -> None:
@@ -143,6 +150,9 @@ class MIDIChannel(Channel):
                 )
             else:
                 port.opened = self._backend.open_output(name)
+                encoder = self._encoders.get(port.pattern)
+                if encoder is not None:
+                    encoder.resend()  # a device plugged in (again) has heard nothing yet
         except Exception as exc:  # a port vanishing between listing and opening
             return str(exc) or type(exc).__name__
         port.name = name
@@ -207,14 +217,35 @@ class MIDIChannel(Channel):
         if self.config.feedback_protection and self._is_echo(message):
             self.echoes += 1
             return
-        for out_pattern in self.config.thru_matrix.get(pattern, ()):
-            for port in self._outs:
-                if port.pattern == out_pattern and port.opened is not None:
-                    self._put(port, message)
+        targets = self.config.thru_matrix.get(pattern, ())
+        if self.config.thru_raw:
+            self._thru(targets, lambda port: [message])
         decoder = self._decoders.get(pattern)
         updates = decoder.decode(message) if decoder else []
-        if updates:
-            self._inputs.on_controls(f"midi {pattern}", updates, describe(message))
+        if not updates:
+            return
+        self._inputs.on_controls(f"midi {pattern}", updates, describe(message))  # -> heard()
+        if targets and not self.config.thru_raw:
+            moved = sorted({index for index, _ in updates})
+            self._thru(targets, lambda port: self._translated(port, moved))
+
+    def heard(self, values: Sequence[float]) -> None:
+        """The performer's controls from every channel: a note's velocity control may
+        have been set on another one."""
+        self._latest = list(values)
+
+    def _translated(self, port: _Port, moved: Sequence[int]) -> list[mido.Message]:
+        encoder = self._encoders.get(port.pattern)
+        if encoder is None or len(self._latest) < len(encoder.mappings):
+            return []
+        return encoder.encode(self._latest, only=[i for i in moved if i < len(encoder.mappings)])
+
+    def _thru(self, targets: Sequence[str], messages: Any) -> None:
+        for out_pattern in targets:
+            for port in self._outs:
+                if port.pattern == out_pattern and port.opened is not None:
+                    for message in messages(port):
+                        self._put(port, message)
 
     def _is_echo(self, message: mido.Message) -> bool:
         sent = self._sent.get(_key(message))

@@ -21,7 +21,7 @@ import socket
 from collections.abc import Sequence
 
 from antiphon.config import OSCConfig
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, Substitution
 from antiphon.io import oscwire
 from antiphon.io.channel import Channel, Inputs
 from antiphon.io.oscwire import floats
@@ -151,19 +151,26 @@ def dropped_by_the_system(transport: asyncio.DatagramTransport) -> int:
     return 0
 
 
-async def resolve(host: str, inputs: Inputs, what: str) -> str:
-    """An IPv4 address for ``host``; 127.0.0.1 (with a warning) if it does not resolve."""
+FALLBACK_HOST = "127.0.0.1"
+"""Where output goes when ``client_ip`` names no machine this one can find: the
+same machine, where a synth or patch is most often, rather than nowhere."""
+
+
+async def resolve(host: str, what: str) -> tuple[str, Substitution | None]:
+    """An IPv4 address for ``host``, or FALLBACK_HOST and why when it does not
+    resolve (``host.docker.internal`` outside Docker, a mistyped name)."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM)
-        return infos[0][4][0]
+        return infos[0][4][0], None
     except OSError:
-        inputs.warn(
-            f"resolve {what}",
-            f"{what} = {host!r} is not a name this machine can resolve; sending to "
-            "127.0.0.1 instead",
+        return FALLBACK_HOST, Substitution(
+            f"{what} = {host!r}",
+            f"sending to {FALLBACK_HOST} (this machine)",
+            f"{host!r} is not a name this machine can resolve",
+            f"set {what} to an address or a name that resolves here (outside Docker, "
+            '"host.docker.internal" is usually "127.0.0.1")',
         )
-        return "127.0.0.1"
 
 
 class OSCChannel(Channel):
@@ -181,7 +188,10 @@ class OSCChannel(Channel):
         self._server = await listen(
             inputs, c.server_ip, c.server_port, self.name, accept_interface=True
         )
-        host = await resolve(c.client_ip, inputs, "[osc].client_ip")
+        host, substitution = await resolve(c.client_ip, "[osc].client_ip")
+        if substitution is not None:
+            self.substitutions = (substitution,)
+            inputs.warn("resolve [osc].client_ip", f"osc: {substitution}")
         self._client = await Sender.open(host, c.client_port)
 
     @property
@@ -213,7 +223,14 @@ class OSCChannel(Channel):
     @property
     def state(self) -> str:
         c = self.config
-        state = f"in {c.server_ip}:{c.server_port}, out {c.client_ip}:{c.client_port}"
+        sent_to = self._client.address[0] if self._client is not None else c.client_ip
+        if self.substitutions:
+            shown = f"{sent_to} (in place of {c.client_ip}, which does not resolve)"
+        elif sent_to != c.client_ip:
+            shown = f"{c.client_ip} ({sent_to})"
+        else:
+            shown = sent_to
+        state = f"in {c.server_ip}:{c.server_port}, out {shown}:{c.client_port}"
         if self.malformed:
             state += f", {self.malformed} malformed packets dropped"
         if dropped := self.dropped:

@@ -26,6 +26,7 @@ class SerialMIDIChannel(SerialDevice):
 
     def _opened(self) -> None:
         self._parser = Parser()  # a half-received message is lost with the old link
+        self._encoder.resend()  # the device may have missed every control change
 
     def _received(self, data: bytes) -> None:
         assert self._inputs is not None

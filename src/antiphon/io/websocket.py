@@ -1,10 +1,12 @@
 """WebSocket server speaking IMPSY's text frames, for a bounded number of clients.
 
 Frames: ``/channel/{ch}/noteon/{note}/{vel}``, ``/channel/{ch}/noteoff/{note}/{vel}``,
-``/channel/{ch}/cc/{ctrl}/{value}`` (ch 1-based), mapped with ``[websocket].input``
-and ``.output`` like MIDI. A note-on with velocity 0 is a note-off (as in MIDI, and
-as IMPSY reads it); a velocity or CC value outside 0-127 is clamped and counted.
-What is played goes to every connected client.
+``/channel/{ch}/cc/{ctrl}/{value}`` and ``/channel/{ch}/pitchbend/{0-16383}`` (ch
+1-based), mapped with ``[websocket].input`` and ``.output`` like MIDI. A note-on with
+velocity 0 is a note-off (as in MIDI, and as IMPSY reads it); a velocity or CC value
+outside 0-127 is clamped and counted; a pitch bend outside 0-16383 is dropped, as
+IMPSY drops it. What is played goes to every connected client; a client that
+connects is sent every control change again with the next event.
 
 The server is reachable from the network (``server_ip`` is 0.0.0.0 by default), and
 browsers let any web page open a WebSocket to any address, so:
@@ -40,7 +42,14 @@ from websockets.http11 import Request, Response
 from antiphon.config import WebSocketConfig
 from antiphon.errors import AntiphonError
 from antiphon.io.channel import Channel, Inputs
-from antiphon.io.mapping import Decoder, Encoder, describe, label
+from antiphon.io.mapping import (
+    PITCH_BEND_CENTRE,
+    PITCH_BEND_TOP,
+    Decoder,
+    Encoder,
+    describe,
+    label,
+)
 
 MAX_CLIENTS = 16
 """Connected clients at most."""
@@ -60,8 +69,14 @@ MAX_BUFFERED = 64 * 1024
 SHOWN = 60
 """Characters of a received frame or header quoted in a warning at most."""
 
-_FRAME = re.compile(r"/channel/(\d{1,3})/(noteon|noteoff|cc)/(\d{1,3})/(-?\d{1,6})", re.ASCII)
-_USAGE = "expected /channel/{ch}/noteon|noteoff|cc/{number}/{value} in whole numbers"
+_FRAME = re.compile(
+    r"/channel/(\d{1,3})/(?:(noteon|noteoff|cc)/(\d{1,3})/(-?\d{1,6})|pitchbend/(-?\d{1,6}))",
+    re.ASCII,
+)
+_USAGE = (
+    "expected /channel/{ch}/noteon|noteoff|cc/{number}/{value} or "
+    "/channel/{ch}/pitchbend/{value} in whole numbers"
+)
 
 
 def frame(message: mido.Message) -> str:
@@ -69,6 +84,8 @@ def frame(message: mido.Message) -> str:
     channel = message.channel + 1
     if message.type == "control_change":
         return f"/channel/{channel}/cc/{message.control}/{message.value}"
+    if message.type == "pitchwheel":
+        return f"/channel/{channel}/pitchbend/{message.pitch + PITCH_BEND_CENTRE}"
     kind = "noteon" if message.type == "note_on" else "noteoff"
     return f"/channel/{channel}/{kind}/{message.note}/{message.velocity}"
 
@@ -79,7 +96,14 @@ def parse(text: str) -> tuple[mido.Message, bool]:
     found = _FRAME.fullmatch(text.strip())
     if found is None:
         raise ValueError(_USAGE)
-    channel, number, value = int(found[1]), int(found[3]), int(found[4])
+    channel = int(found[1])
+    if found[5] is not None:
+        bend = int(found[5])
+        if not (1 <= channel <= 16 and 0 <= bend <= PITCH_BEND_TOP):
+            raise ValueError(f"channel must be 1-16 and a pitch bend 0-{PITCH_BEND_TOP}")
+        pitch = bend - PITCH_BEND_CENTRE
+        return mido.Message("pitchwheel", channel=channel - 1, pitch=pitch), False
+    number, value = int(found[3]), int(found[4])
     if not (1 <= channel <= 16 and 0 <= number <= 127):
         raise ValueError("channel must be 1-16 and note or controller 0-127")
     clamped = min(127, max(0, value))
@@ -193,6 +217,7 @@ class WebSocketChannel(Channel):
 
     async def _client(self, connection: ServerConnection) -> None:
         assert self._inputs is not None
+        self._encoder.resend()  # the newcomer has heard no control change yet
         try:
             async for data in connection:
                 text = data if isinstance(data, str) else data.decode("utf-8", "replace")

@@ -52,7 +52,14 @@ def _listing(
 
 
 async def upload_model(request: Request) -> Response:
-    name, arch, new = await models.receive(state(request), request)
+    """Keep an uploaded model; ``?use=1`` says it is to be played at once, so one the
+    config's dimension cannot play is refused rather than kept."""
+    web = state(request)
+    dimension = None
+    if request.query_params.get("use") == "1":
+        config = web.read_config()
+        dimension = config.model.dimension if config is not None else None
+    name, arch, new = await models.receive(web, request, dimension)
     return JSONResponse(
         {"name": name, "architecture": arch.describe(), "dimension": arch.dimension, "new": new},
         201 if new else 200,

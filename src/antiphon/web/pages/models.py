@@ -51,11 +51,15 @@ async def upload(request: Request) -> Response:
     return back("/models", flash=f"Uploaded {name}: {arch.describe()}.")
 
 
-async def receive(web: WebState, request: Request) -> tuple[str, Any, bool]:
+async def receive(
+    web: WebState, request: Request, dimension: int | None = None
+) -> tuple[str, Any, bool]:
     """Keep the model uploaded in ``request`` if it is valid; (name, architecture, new).
 
     Sending the same file again is not an error (a workshop re-runs its push to every
-    instrument); a different file under an existing name is refused."""
+    instrument); a different file under an existing name is refused. ``dimension``
+    refuses a model of another dimension before it is kept (it is to be played at
+    once: a model that cannot be must not stay behind)."""
     name, target, staging = await staged_upload(
         request,
         web.workspace.models,
@@ -76,12 +80,22 @@ async def receive(web: WebState, request: Request) -> tuple[str, Any, bool]:
         return name, arch, False
     try:
         checked = await uploads.check("model", staging, name)
+        found = checked["architecture"]["dimension"]
+        if dimension is not None and found != dimension:
+            raise Refused(_other_dimension(name, found, dimension), 409)
         await in_thread(uploads.keep, staging, target)
     except AntiphonError as exc:
         raise Refused(str(exc)) from None
     finally:
         staging.unlink(missing_ok=True)
     return name, Architecture(**checked["architecture"]), True
+
+
+def _other_dimension(name: str, found: int, configured: int) -> str:
+    return (
+        f"{name} has dimension {found} but config.toml has dimension {configured}; change "
+        "[model].dimension (and any mappings) on the Config page first"
+    )
 
 
 async def download(request: Request) -> Response:
@@ -129,12 +143,7 @@ async def use_model(web: WebState, name: str) -> dict[str, str]:
     if config is None:
         raise Refused("config.toml is missing or invalid: fix it on the Config page first")
     if info.dimension != config.model.dimension:
-        raise Refused(
-            f"{path.name} has dimension {info.dimension} but config.toml has "
-            f"dimension {config.model.dimension}; change [model].dimension (and any "
-            "mappings) on the Config page first",
-            409,
-        )
+        raise Refused(_other_dimension(path.name, info.dimension, config.model.dimension), 409)
     relative = path.relative_to(web.workspace.root).as_posix()
     await in_thread(
         edit_config, web.workspace.config_path, lambda doc: _set_model_file(doc, relative)
