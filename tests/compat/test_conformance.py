@@ -35,7 +35,7 @@ import pytest
 from antiphon import config as config_module
 from antiphon.data import dataset as datasets
 from antiphon.engine import engine as engine_module
-from antiphon.engine.engine import Engine
+from antiphon.engine.instrument import Instrument
 from antiphon.engine.schedule import new_event_loop
 from antiphon.engine.setup import Overrides, Setup
 from antiphon.io import midi, websocket
@@ -235,7 +235,7 @@ def pipeline(case: dict[str, Any], tol: float, ctx: Context) -> None:
     model = Heard([], then=[1.0] + [0.5] * (dimension - 1))
     setup = _setup(text, model, ctx.tmp)
     channel = midi.MIDIChannel(setup.config.midi)
-    engine = Engine(setup, channels={"midi": channel})
+    engine = Instrument(setup, channels={"midi": channel})
     clock = [float(case["start_time"])]
     engine._now = lambda: clock[0]  # the vector's clock: dt is measured on it
 
@@ -275,7 +275,7 @@ def playback(case: dict[str, Any], tol: float, ctx: Context) -> None:
     first = [0.01] + [0.5] * controls  # played first: the waits are measured from it
     model = Heard([first, *outputs], then=[1000.0] + [0.5] * controls)
     channel = Played()
-    engine = Engine(_setup(text, model, ctx.tmp), channels={"played": channel})
+    engine = Instrument(_setup(text, model, ctx.tmp), channels={"played": channel})
     # A stalled loop restarts the model's timing from now; this measures the rule itself.
     ctx.monkeypatch.setattr(engine_module, "MAX_LATE", float("inf"))
 

@@ -21,7 +21,7 @@ from antiphon import config as config_module
 from antiphon.cli import cli
 from antiphon.data import dataset as datasets
 from antiphon.data.logs import write_events
-from antiphon.engine.engine import Engine
+from antiphon.engine.instrument import Instrument
 from antiphon.engine.runner import banner
 from antiphon.engine.schedule import new_event_loop
 from antiphon.engine.setup import prepare
@@ -121,7 +121,7 @@ def test_a_client_address_that_does_not_resolve_is_an_error_with_what_is_used(
 
     monkeypatch.setattr(socket, "getaddrinfo", no_docker)
     monkeypatch.chdir(tmp_path)
-    engine = Engine(prepare(config))
+    engine = Instrument(prepare(config))
 
     async def scenario():
         await engine.start()
@@ -268,7 +268,7 @@ def test_callresponse_answers_from_the_start_until_the_performer_plays(tmp_path)
         f'[interaction]\nmode = "callresponse"\nthreshold = 0.2\n'
         f'[model]\ndimension = 4\nfile = "{model}"\ntimescale = 0.05\n' + local_ports()
     )
-    engine = Engine(prepare(path))
+    engine = Instrument(prepare(path))
     fed: list[list[float]] = []
 
     async def scenario():

@@ -19,7 +19,7 @@ import httpx
 import tomlkit
 from pythonosc.osc_packet import OscPacket
 
-from antiphon.engine.engine import Engine
+from antiphon.engine import instrument
 from antiphon.engine.schedule import new_event_loop
 from antiphon.engine.setup import Overrides, Setup, prepare
 from antiphon.io.osc import message
@@ -143,9 +143,9 @@ class OSCPeer(asyncio.DatagramProtocol):
 @contextlib.asynccontextmanager
 async def running(
     config: Path | None, overrides: Overrides | None = None, model: Path | None = None
-) -> AsyncIterator[Engine]:
+) -> AsyncIterator[instrument.Instrument]:
     setup: Setup = prepare(config, overrides or Overrides(), model)
-    engine = Engine(setup)
+    engine = instrument.Instrument(setup)
     await engine.start()
     try:
         yield engine

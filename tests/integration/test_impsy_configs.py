@@ -8,7 +8,7 @@ import socket
 import pytest
 from peers import OSCPeer, free_port, model_file, play
 
-from antiphon.engine.engine import Engine
+from antiphon.engine.instrument import Instrument
 from antiphon.engine.setup import prepare
 from antiphon.model import loader
 
@@ -29,9 +29,9 @@ def _free_ports(setup, tmp_path) -> None:
     setup.log_dir = tmp_path / "logs"
 
 
-async def _start_and_play(setup) -> tuple[Engine, list[str]]:
+async def _start_and_play(setup) -> tuple[Instrument, list[str]]:
     """The engine after playing, and what it played in place of what was asked."""
-    engine = Engine(setup)
+    engine = Instrument(setup)
     await engine.start()
     try:
         if setup.config.osc:

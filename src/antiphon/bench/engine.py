@@ -233,7 +233,7 @@ def idle_and_latency(quick: bool) -> list[Row]:
 
 async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
     """Run a battle-mode performance for ``seconds`` in this process; time every event."""
-    from antiphon.engine.engine import Engine
+    from antiphon.engine.instrument import Instrument
     from antiphon.engine.setup import Overrides, prepare
 
     late, times, errors = array("d"), array("d"), array("d")
@@ -263,7 +263,7 @@ async def _onsets(seconds: float, model: Path) -> dict[str, Any]:
             f"[webui]\nmonitor_port = {_free_port()}\ncommand_port = {_free_port()}\n"
             f'host = "127.0.0.1"\nport = {_free_port(socket.SOCK_STREAM)}\n'
         )
-        engine = Engine(prepare(config, Overrides(seed=0), model))
+        engine = Instrument(prepare(config, Overrides(seed=0), model))
         events = engine.subscribe(maxsize=10_000)
         consumer = asyncio.get_running_loop().create_task(measure(events))
         await engine.start()

@@ -28,30 +28,23 @@ wait and never stretches an interval. That interval is never shorter than
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from antiphon.config import Config
 from antiphon.engine import commands, inputs
 from antiphon.engine.channels import ChannelSet
 from antiphon.engine.commands import CommandError
-from antiphon.engine.events import EngineEvent, EventHub, Subscription, Warnings
+from antiphon.engine.events import EngineEvent, EventHub, Warnings
+from antiphon.engine.recording import Logbook
 from antiphon.engine.schedule import Schedule
 from antiphon.engine.setup import (
-    CHANNEL_NAMES,
     Setup,
-    build_channel,
     build_channels,
-    channel_settings,
-    prepare,
 )
-from antiphon.engine.status import Activity, describe_setup
-from antiphon.errors import AntiphonError
+from antiphon.engine.status import Activity
 from antiphon.io.channel import Channel
 
 log = logging.getLogger("antiphon")
@@ -104,10 +97,10 @@ class Planned:
 
 
 class Engine:
-    """Runs one performance; see the module docstring. Everything is on one loop.
+    """Who plays when: the modes and the hot path, on one loop; see the module docstring.
 
-    The web UI (and anything else) uses only: ``status()``, ``subscribe()``,
-    ``command(address, *args)``, ``await reload()`` and ``now()``.
+    An ``Instrument`` (instrument.py) is an Engine with its lifecycle: starting and
+    stopping, reloading, takes, the status and event stream.
     """
 
     def __init__(self, setup: Setup, *, channels: dict[str, Channel] | None = None) -> None:
@@ -120,47 +113,13 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._schedule: Schedule[Planned] | None = None
         self._chain: Planned | None = None
-        self._log: Any = None  # a Recorder while logging
+        self.logbook = Logbook(self.warn)
         self._reloading: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._started_at = 0.0
-        self._take_started: float | None = None  # while a take is being recorded
         self._apply_settings(setup)
 
-    # -- lifecycle ----------------------------------------------------------------------
-    async def start(self) -> None:
-        """Open the log and every channel; start playing."""
-        self._loop = asyncio.get_running_loop()
-        self._schedule = Schedule(self._loop, self._play, MAX_PENDING)
-        self._started_at = self._now()
-        for i, warning in enumerate(self._setup.warnings):
-            self.warn(f"setup {i}", warning)  # each is said: they are few and all matter
-        self._open_log()
-        try:
-            await self.channels.open(self)
-        except BaseException:
-            self._close_log()
-            raise
-        gc.collect()
-        gc.freeze()  # what exists now lives for the whole run: keep it out of GC passes
-        self._enter_mode()
-
-    async def stop(self) -> None:
-        """Stop playing, end every sounding note, flush the log, close every port."""
-        if self._schedule is not None:
-            self._schedule.clear()
-        self._chain = None
-        self._publish(EngineEvent("stop", self._now()))
-        await self.channels.close()
-        if self._reloading is not None:
-            self._reloading.cancel()
-        if self._log is not None:
-            self._log.flush()  # on the loop, then the blocking part in a thread
-        await asyncio.get_running_loop().run_in_executor(None, self._close_log)
-        self.hub.close()
-        gc.unfreeze()
-
-    # -- what the web UI uses ------------------------------------------------------------
+    # -- what plays ------------------------------------------------------------------------
     @property
     def config(self) -> Config:
         return self._setup.config
@@ -183,50 +142,6 @@ class Engine:
         """Why nothing plays, when the config or model could not be played."""
         return self._setup.problem
 
-    @property
-    def inputs(self) -> int:
-        return self.activity.inputs
-
-    @property
-    def outputs(self) -> int:
-        return self.activity.outputs
-
-    @property
-    def last_input(self) -> list[float]:
-        return self.activity.last_input
-
-    def subscribe(self, maxsize: int = 256) -> Subscription:
-        """A live stream of EngineEvents (inputs, outputs, mode changes, warnings, ...).
-
-        Use ``with engine.subscribe() as events: async for event in events: ...``;
-        a subscriber that falls behind loses its oldest events, never the music.
-        """
-        return self.hub.subscribe(maxsize)
-
-    def status(self) -> dict[str, Any]:
-        """A JSON-ready snapshot for a dashboard."""
-        now = self._now()
-        return {
-            **describe_setup(self._setup, self.channels.substitutions()),
-            "mode": self.mode,
-            "paused": self.paused,
-            "threshold": self.threshold,
-            "input_thru": self.input_thru,
-            "timescale": self.timescale,
-            "uptime": now - self._started_at if self._loop else 0.0,
-            **self.activity.as_dict(now),
-            "labels": self.labels(),
-            "channels": self.channels.describe(),
-            "log": str(self._log.path) if self._log else None,
-            "log_problem": self._log.problem if self._log else None,
-            "take_seconds": None if self._take_started is None else now - self._take_started,
-            **self.warnings.as_dict(),
-        }
-
-    def labels(self) -> list[str]:
-        """A name for each control, from the first channel that maps them."""
-        return self.channels.labels(self.dimension - 1)
-
     def command(self, address: str, *args: Any) -> str:
         """Carry out an ``/impsy/...`` command; returns what was done.
 
@@ -236,51 +151,6 @@ class Engine:
         command, value = commands.parse(address, args)
         handler = getattr(self, command.handler)
         return handler() if command.argument is None else handler(value)
-
-    async def reload(self, model: str | Path | None = None) -> None:
-        """Re-read config.toml and the model without restarting the process.
-
-        Everything is checked before anything changes: a bad config or model raises
-        AntiphonError and the current setup keeps playing. ``model`` replaces the model
-        file given on the command line (the web UI's "use this model").
-        """
-        async with self._reload_lock:  # one at a time, whoever asks
-            setup = self._setup
-            explicit = Path(model) if model is not None else setup.explicit_model
-            try:
-                new = await asyncio.get_running_loop().run_in_executor(
-                    None,
-                    lambda: prepare(setup.config_path, setup.overrides, explicit, strict=True),
-                )
-            except AntiphonError as exc:
-                self.warn("reload", f"reload failed, still playing as before: {exc}")
-                self._publish(
-                    EngineEvent("reload", self._now(), detail={"ok": False, "error": str(exc)})
-                )
-                raise
-            await self._apply(new)
-        self._publish(
-            EngineEvent("reload", self._now(), detail={"ok": True, "model": new.model_name})
-        )
-        log.info("reloaded %s (model %s)", new.config_path or "defaults", new.model_name)
-
-    # -- takes: the Play page's record button -------------------------------------------------
-    async def new_take(self) -> str:
-        """Record what is played from now on in a log of its own (a take)."""
-        if self._log is None:
-            raise CommandError("logging is off (log_input and log_predictions in config.toml)")
-        await self._replace_log()
-        self._take_started = self._now()
-        return f"recording a take in {self._log.path.name}"
-
-    async def stop_take(self) -> str:
-        """End the take: its log is closed, and what is played next goes to a new log."""
-        if self._take_started is None:
-            return "no take is being recorded"
-        path = self._log.path if self._log is not None else None
-        self._take_started = None
-        await self._replace_log()
-        return f"take recorded in {path.name}" if path is not None else "take ended"
 
     # -- commands (see commands.COMMANDS) ------------------------------------------------------
     def set_mode(self, mode: str) -> str:
@@ -321,9 +191,8 @@ class Engine:
         return self._changed("timescale", value)
 
     def request_reload(self) -> str:
-        if self._reloading is None or self._reloading.done():
-            self._reloading = asyncio.get_running_loop().create_task(self._reload_quietly())
-        return "reloading config and model"
+        """Reloading is the instrument's: see instrument.py."""
+        raise CommandError("this engine reads no config: it cannot reload")
 
     def _set_model(self, name: str, value: float) -> str:
         if self.model is None:
@@ -334,6 +203,12 @@ class Engine:
     def _changed(self, name: str, value: float) -> str:
         self._publish(EngineEvent("setting", self._now(), detail={name: value}))
         return f"{name} {value:g}"
+
+    def _take_the_loop(self) -> None:
+        """Play on the running loop from now on (the clock starts here)."""
+        self._loop = asyncio.get_running_loop()
+        self._schedule = Schedule(self._loop, self._play, MAX_PENDING)
+        self._started_at = self._now()
 
     # -- inputs (the channels call these) ---------------------------------------------------
     def on_input(self, source: str, values: Sequence[Any], detail: str | None = None) -> None:
@@ -378,8 +253,7 @@ class Engine:
         self.activity.heard(source, vector, now)
         if self.input_thru:
             self.channels.thru(vector)
-        if self._log is not None and self.config.log_input:
-            self._log.write("interface", vector, source)
+        self.logbook.heard(vector, source)
         self.channels.heard(vector)
         if self.hub.active:
             self.hub.publish(
@@ -425,8 +299,7 @@ class Engine:
         self.channels.send(values)
         played = self._now()
         self.activity.played(values, deadline, played)
-        if self._log is not None and self.config.log_predictions:
-            self._log.write("rnn", values)
+        self.logbook.played(values)
         if self.hub.active:
             self.hub.publish(
                 EngineEvent(
@@ -484,51 +357,6 @@ class Engine:
         self.timescale = config.model.timescale
         self.paused = False
         self.activity.resize(config.model.dimension - 1)
-
-    async def _apply(self, new: Setup) -> None:
-        """Switch to a checked setup: channels whose settings changed are reopened."""
-        old = self._setup
-        await self.channels.reopen(
-            old.config, new.config, self, build_channel, channel_settings, CHANNEL_NAMES
-        )
-        self._silence()
-        self._chain = None
-        self._apply_settings(new)
-        if (
-            new.config.model.dimension != old.config.model.dimension
-            or new.log_dir != old.log_dir
-            or self._log is None
-        ):
-            await self._replace_log()
-        self._enter_mode()
-
-    async def _replace_log(self) -> None:
-        """Log from the next event on in a new file; the old one is closed in a thread."""
-        closing = self._log
-        self._log = None
-        self._open_log()
-        if closing is not None:
-            closing.flush()
-            await asyncio.get_running_loop().run_in_executor(None, closing.close)
-
-    def _open_log(self) -> None:
-        config = self.config
-        if not (config.log_input or config.log_predictions):
-            return
-        from antiphon.engine.recording import Recorder
-
-        assert self._loop is not None
-        self._log = Recorder(self._setup.log_dir, config.model.dimension, self._loop, self.warn)
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            dropped = self._log.close()
-            if dropped:
-                log.warning("%d log lines were dropped (disk too slow)", dropped)
-
-    async def _reload_quietly(self) -> None:
-        with contextlib.suppress(AntiphonError):  # reported as a warning and an event
-            await self.reload()
 
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else time.monotonic()

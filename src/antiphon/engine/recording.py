@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from antiphon.config import Config
 from antiphon.data.logs import LogWriter, origin_of
+from antiphon.errors import AntiphonError
 
 FLUSH_INTERVAL = 0.1
 """Seconds between hand-overs to the writer thread (a crash loses at most this much)."""
@@ -102,3 +104,91 @@ class Recorder:
         kind = "log problem" if self._writer.problem else "log"
         with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
             self._loop.call_soon_threadsafe(self._warn, kind, message)
+
+
+class Logbook:
+    """The performance log of a run, as the config asks: what the performer played
+    (``log_input``) and what the model played (``log_predictions``), in one file per
+    run, or per take (the Play page's record button). Switching files never waits for
+    the disk on the loop: the old file is closed in a thread."""
+
+    def __init__(self, warn: Callable[[str, str], None]) -> None:
+        self._warn = warn
+        self._recorder: Recorder | None = None
+        self._inputs = self._outputs = False
+        self._take_started: float | None = None
+
+    # -- the hot path -----------------------------------------------------------------------
+    def heard(self, values: Sequence[float], channel: str) -> None:
+        if self._inputs and self._recorder is not None:
+            self._recorder.write("interface", values, channel)
+
+    def played(self, values: Sequence[float]) -> None:
+        if self._outputs and self._recorder is not None:
+            self._recorder.write("rnn", values)
+
+    # -- files ------------------------------------------------------------------------------
+    def open(self, config: Config, directory: Path) -> None:
+        """Start logging as ``config`` says (the file itself appears at the first row)."""
+        self._inputs, self._outputs = config.log_input, config.log_predictions
+        self._directory, self._dimension = directory, config.model.dimension
+        if self._inputs or self._outputs:
+            self._fresh()
+
+    async def reopen(self, config: Config, directory: Path) -> None:
+        """Follow a new config: a new file when the dimension or the folder changed."""
+        same = self._recorder is not None and (directory, config.model.dimension) == (
+            self._directory,
+            self._dimension,
+        )
+        self._inputs, self._outputs = config.log_input, config.log_predictions
+        if not same or not (self._inputs or self._outputs):
+            await self._replace(lambda: self.open(config, directory))
+
+    async def close(self) -> None:
+        """Write everything and close (the blocking part in a thread)."""
+        await self._replace(lambda: None)
+
+    async def new_take(self, now: float) -> str:
+        """Record what is played from now on in a log of its own."""
+        if self._recorder is None:
+            raise AntiphonError("logging is off (log_input and log_predictions in config.toml)")
+        await self._replace(self._fresh)
+        self._take_started = now
+        return f"recording a take in {self.path.name}"
+
+    async def stop_take(self) -> str:
+        """End the take: its log is closed, what is played next goes to a new log."""
+        if self._take_started is None:
+            return "no take is being recorded"
+        path = self.path
+        self._take_started = None
+        await self._replace(self._fresh)
+        return f"take recorded in {path.name}"
+
+    # -- what the status shows ----------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        assert self._recorder is not None
+        return self._recorder.path
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        recorder = self._recorder
+        return {
+            "log": str(recorder.path) if recorder else None,
+            "log_problem": recorder.problem if recorder else None,
+            "take_seconds": None if self._take_started is None else now - self._take_started,
+        }
+
+    def _fresh(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._recorder = Recorder(self._directory, self._dimension, loop, self._warn)
+
+    async def _replace(self, opening: Callable[[], None]) -> None:
+        closing, self._recorder = self._recorder, None
+        opening()
+        if closing is not None:
+            closing.flush()  # on the loop, then the blocking part in a thread
+            dropped = await asyncio.get_running_loop().run_in_executor(None, closing.close)
+            if dropped:
+                log.warning("%d log lines were dropped (disk too slow)", dropped)

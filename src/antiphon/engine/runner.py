@@ -13,8 +13,8 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from antiphon.engine.engine import Engine
 from antiphon.engine.events import EngineEvent
+from antiphon.engine.instrument import Instrument
 from antiphon.engine.schedule import new_event_loop, request_realtime
 from antiphon.engine.setup import Setup
 
@@ -25,7 +25,7 @@ PRINT_INTERVAL = 0.05
 
 SWITCH_INTERVAL = 0.0005  # seconds
 
-Service = Callable[[Engine], Awaitable[None]]
+Service = Callable[[Instrument], Awaitable[None]]
 """Something that runs beside the engine until cancelled (the web UI is one)."""
 
 
@@ -61,7 +61,7 @@ async def perform(
             handled.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
-    engine = Engine(setup)
+    engine = Instrument(setup)
     try:
         await engine.start()
     except BaseException:
@@ -91,7 +91,7 @@ def _report_ended_service(task: asyncio.Task[None]) -> None:
         log.error("%s stopped: %s (antiphon keeps playing)", name, task.exception())
 
 
-def banner(engine: Engine) -> list[tuple[int, str]]:
+def banner(engine: Instrument) -> list[tuple[int, str]]:
     """What is playing and where, said once at start: (logging level, line) pairs.
     Whatever is played in place of what was asked is an error line."""
     from antiphon import __version__
@@ -134,7 +134,7 @@ def fmt(values: Sequence[float]) -> str:
     return " ".join(f"{v:.3f}" for v in values)
 
 
-def describe(engine: Engine, event: EngineEvent) -> str | None:
+def describe(engine: Instrument, event: EngineEvent) -> str | None:
     """One line for a person watching the terminal, or None for events not shown."""
     if event.kind == "input":
         wire = f"   ({event.detail['wire']})" if "wire" in event.detail else ""
@@ -152,7 +152,7 @@ def describe(engine: Engine, event: EngineEvent) -> str | None:
     return None  # warnings are printed by the log handler
 
 
-async def print_events(engine: Engine) -> None:
+async def print_events(engine: Instrument) -> None:
     """The verbose view: every input and output, one line each.
 
     Lines are written from a worker thread in batches, so a slow terminal or a full

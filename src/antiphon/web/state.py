@@ -1,6 +1,6 @@
 """What every page can reach: the workspace, the engine playing (if any), sessions, jobs.
 
-The web UI uses the engine only through ``Instrument``: it asks the engine what is
+The web UI uses the engine only through ``InstrumentView``: it asks the engine what is
 playing (never the disk, which may say something else: a model given on the command
 line, a fallback), and sends it commands. Nothing here blocks the event loop.
 """
@@ -25,7 +25,7 @@ from antiphon.web.sessions import Attempts, Password, Sessions
 from antiphon.workspace import Workspace
 
 
-class Instrument(Protocol):
+class InstrumentView(Protocol):
     """What the web UI may use of the engine playing in this process."""
 
     @property
@@ -69,7 +69,7 @@ class WebState:
     """What every page can reach: the workspace, the engine (if playing) and jobs."""
 
     workspace: Workspace
-    engine: Instrument | None = None  # inside `antiphon run`; None under `antiphon web`
+    engine: InstrumentView | None = None  # inside `antiphon run`; None under `antiphon web`
     started: float = field(default_factory=time.monotonic)
     password: Password | None = None
     hosts: Hosts = field(default_factory=Hosts)
