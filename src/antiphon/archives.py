@@ -59,7 +59,9 @@ class Archive:
                     "dataset or model holds)"
                 )
             self._zip = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile, struct.error, ValueError) as exc:
+        # zipfile says "a zip it cannot read" in many ways: a newer format version or
+        # an unknown compression (NotImplementedError), an encrypted member (RuntimeError)
+        except (OSError, zipfile.BadZipFile, struct.error, ValueError, NotImplementedError) as exc:
             raise ArchiveError(f"{path} is not a readable {what} ({exc})") from None
         infos = self._zip.infolist()
         self.members = {info.filename: info.file_size for info in infos}
@@ -91,7 +93,15 @@ class Archive:
         try:
             with self._zip.open(name) as f:
                 data = f.read(stated + 1 if head is None else min(head, stated))
-        except (OSError, zipfile.BadZipFile, EOFError, ValueError, zlib.error) as exc:
+        except (
+            OSError,
+            zipfile.BadZipFile,
+            EOFError,
+            ValueError,
+            zlib.error,
+            NotImplementedError,
+            RuntimeError,
+        ) as exc:
             raise ArchiveError(f"{self.path}: {name} cannot be unpacked ({exc})") from None
         if head is None and len(data) != stated:
             raise ArchiveError(
