@@ -84,7 +84,8 @@ def test_the_learning_rate_halves_when_validation_stalls(data):
 def test_the_saved_model_scores_the_recorded_best_with_numpy_only(data, tmp_path):
     trainer = Trainer(data, dataclasses.replace(TINY, epochs=3))
     run = fit(trainer)
-    path, png = train.save_model(run, tmp_path / "m.safetensors", "tiny.npz", data)
+    path = train.save_model(run, tmp_path / "m.safetensors", "tiny.npz", data)
+    png = train.save_loss_plot(run, tmp_path / "m.png")
     assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
     loaded = files.load(path)
     meta = loaded.metadata
@@ -113,7 +114,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(data, tmp_pa
     fit(first, checkpoint=checkpoint)
     state = Trainer.read_checkpoint(checkpoint)
     assert state["epoch"] == 2
-    resumed = fit(Trainer.resume(state, data, epochs=4))
+    resumed = fit(Trainer.resume(state, data, {"epochs": 4}))
     assert _same(_weights(whole), _weights(resumed))
     assert [r.val_nll for r in whole.history] == [r.val_nll for r in resumed.history]
     assert [r.epoch for r in resumed.history] == [1, 2, 3, 4]
@@ -127,7 +128,7 @@ def test_resume_refuses_other_data_or_changed_maths(data, tmp_path):
     with pytest.raises(Exception, match="different data"):
         Trainer.resume(state, other)
     with pytest.raises(Exception, match="keeps its settings"):
-        Trainer.resume(state, data, learning_rate=0.1)
+        Trainer.resume(state, data, {"learning_rate": 0.1})
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(Exception, match="not a readable checkpoint"):
         Trainer.read_checkpoint(tmp_path / "junk.pt")
@@ -201,9 +202,9 @@ def test_unavailable_devices_are_named(data):
 
 
 def test_impsy_settings_reproduce_impsys_recipe(data):
-    from antiphon.training.session import settings_from_options
+    from antiphon.training.session import Request
 
-    impsy = settings_from_options({"like_impsy": True}, set())
+    impsy = Request(like_impsy=True).settings()
     assert (impsy.stride, impsy.batch_size, impsy.learning_rate, impsy.split) == (
         1,
         64,
@@ -211,7 +212,7 @@ def test_impsy_settings_reproduce_impsys_recipe(data):
         "impsy",
     )
     assert impsy.lr_patience is None and impsy.clip is None and impsy.epoch_windows == 0
-    mine = settings_from_options({"like_impsy": True, "batchsize": 32}, {"batchsize"})
+    mine = Request.from_options({"like_impsy": True, "batchsize": 32}, {"batchsize"}).settings()
     assert mine.batch_size == 32 and mine.stride == 1
     trainer = Trainer(data, dataclasses.replace(impsy, size="xxs", epochs=1, threads=1))
     windows = sum(len(r) - 50 for r in trainer.split.train)  # every stride-1 window, once

@@ -2,8 +2,8 @@
 
 Read top to bottom: ``Settings`` says how to train, ``Trainer`` owns the network,
 optimiser and random streams and runs one epoch at a time, ``fit`` decides when to
-stop, and ``save_model`` writes the best weights as an antiphon model file with a
-plot of the loss curves beside it.
+stop, and ``save_model`` writes the best weights as an antiphon model file
+(``save_loss_plot`` draws the loss curves beside it).
 
 What makes it quicker than IMPSY on the same data (see docs/benchmarks.md), without
 a smaller model: windows at a stride of 50 instead of 1, so a pass computes each event
@@ -30,7 +30,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from antiphon import __version__
+from antiphon.data import plot as plotting
 from antiphon.data.dataset import Dataset
 from antiphon.errors import AntiphonError
 from antiphon.model import files
@@ -93,6 +94,10 @@ IMPSY_SETTINGS = {
 }
 """What IMPSY's ``train`` does: every window, batch 64, constant Adam 1e-3, its split."""
 
+RESUMABLE = ("epochs", "patience", "early_stopping", "device", "threads")
+"""The settings a resumed run may change: they decide how long and where it trains,
+not the maths of a step, so the run continues exactly as it would have."""
+
 
 @dataclass
 class EpochRecord:
@@ -133,6 +138,12 @@ class TrainingError(AntiphonError):
 
 class Reporter:
     """Hears about progress; the command line shows it as a progress bar."""
+
+    def begin_run(self, model: Path) -> None:
+        """Training begins (or resumes); its model will be saved as ``model``."""
+
+    def end_run(self, model: Path, stopped: str, message: str) -> None:
+        """Training ended and saved ``model``."""
 
     def begin_epoch(self, epoch: int, batches: int) -> None: ...
 
@@ -213,24 +224,28 @@ class Trainer:
         self.net.train()
         total, used = 0.0, 0
         for batch in batches:
-            w = torch.from_numpy(batch).to(self.device)  # (B, WINDOW + 1, D)
-            mdn, _ = self.net(w[:, :-1])  # (B, WINDOW, M*(2D+1))
-            loss = mdn_nll(mdn, w[:, 1:], self.architecture).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss became {loss.item()}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if s.clip:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), s.clip)
-            self.optimizer.step()
-            self._update_average()
-            value = loss.item()
+            value = self.step(batch)
             total += value * len(batch)
             used += len(batch)
             reporter.advance(value)
             if deadline is not None and time.monotonic() > deadline:
                 break
         return total / max(used, 1), used
+
+    def step(self, batch: np.ndarray) -> float:
+        """One optimiser step on a batch of windows (B, WINDOW + 1, D); its mean NLL."""
+        w = torch.from_numpy(batch).to(self.device)  # (B, WINDOW + 1, D)
+        mdn, _ = self.net(w[:, :-1])  # (B, WINDOW, M*(2D+1))
+        loss = mdn_nll(mdn, w[:, 1:], self.architecture).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.clip:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.clip)
+        self.optimizer.step()
+        self._update_average()
+        return loss.item()
 
     @torch.no_grad()
     def _update_average(self) -> None:
@@ -333,18 +348,20 @@ class Trainer:
         return state
 
     @classmethod
-    def resume(cls, state: dict[str, Any], dataset: Dataset, **changes: Any) -> Trainer:
-        """A trainer continuing a checkpointed run on the same dataset. ``changes``
-        replace settings that do not alter the maths (epochs, patience, device)."""
+    def resume(
+        cls, state: dict[str, Any], dataset: Dataset, changes: Mapping[str, Any] | None = None
+    ) -> Trainer:
+        """A trainer continuing a checkpointed run on the same dataset; ``changes``
+        replace settings named in ``RESUMABLE``."""
+        changes = changes or {}
         if state["dataset"] != fingerprint(dataset):
             raise AntiphonError(
                 "this checkpoint was trained on different data than this dataset; resume "
                 "with the dataset it started on"
             )
-        allowed = {"epochs", "patience", "early_stopping", "device", "threads"}
-        if set(changes) - allowed:
+        if set(changes) - set(RESUMABLE):
             raise AntiphonError(
-                f"a resumed run keeps its settings; only {', '.join(sorted(allowed))} may change"
+                f"a resumed run keeps its settings; only {', '.join(RESUMABLE)} may change"
             )
         settings = dataclasses.replace(Settings(**state["settings"]), **changes)
         trainer = cls(dataset, settings)
@@ -365,22 +382,48 @@ class Trainer:
         return trainer
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Ctrl-C, and a service manager or a shutting-down computer asking a run to end."""
+
+
+@contextlib.contextmanager
+def _sigterm_is_ctrl_c() -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does, keeping the best model so far: a web UI, a
+    service manager or a computer shutting down asks with SIGTERM."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def _ctrl_c_waits() -> Iterator[None]:
-    """Hold a Ctrl-C until the block ends, so that an epoch's record, its best weights
-    and its checkpoint are all written or none are: a run resumed from the checkpoint
-    then continues from the same epoch the saved model reports."""
+    """Hold a Ctrl-C (or SIGTERM) until the block ends, so that an epoch's record, its
+    best weights and its checkpoint are all written or none are: a run resumed from the
+    checkpoint then continues from the same epoch the saved model reports."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+        for signum in STOP_SIGNALS
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if held and callable(previous):
-        previous(held[0], None)  # Python's own handler raises KeyboardInterrupt here
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        handler = previous[held[0]]
+        if callable(handler):
+            handler(held[0], None)  # Python's own handler raises KeyboardInterrupt here
+        else:
+            signal.raise_signal(held[0])  # as it would have acted (SIG_DFL or SIG_IGN)
 
 
 def fit(
@@ -390,7 +433,7 @@ def fit(
     reporter: Reporter | None = None,
     checkpoint: Path | None = None,
 ) -> Run:
-    """Train until early stopping, the epoch limit, ``max_minutes`` or Ctrl-C.
+    """Train until early stopping, the epoch limit, ``max_minutes``, Ctrl-C or SIGTERM.
 
     Returns the run with its best weights. Ctrl-C stops after the current batch and
     still returns the best so far. A loss that becomes NaN or infinite raises
@@ -398,27 +441,22 @@ def fit(
     """
     reporter = reporter or Reporter()
     s = trainer.settings
-    started = time.monotonic() - trainer.seconds
-    session_start = time.monotonic()
-    deadline = session_start + max_minutes * 60 if max_minutes else None
-    stopped = f"reached {s.epochs} epochs"
+    zero = time.monotonic() - trainer.seconds  # the run's start, over all its sessions
+    deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
+    stopped = f"reached {s.epochs} epochs" if trainer.epoch >= s.epochs else None
     try:
-        while trainer.epoch < s.epochs:
-            train_nll, used = trainer.train_epoch(reporter, deadline)
-            val_nll = trainer.evaluate()
-            if not math.isfinite(val_nll):
-                raise FloatingPointError(f"the validation loss became {val_nll}")
-            with _ctrl_c_waits():
-                improved = trainer.end_epoch(train_nll, val_nll, used, time.monotonic() - started)
-                reporter.end_epoch(trainer.history[-1], improved)
-                if checkpoint is not None:
-                    trainer.save_checkpoint(checkpoint)
-            if s.early_stopping and trainer.stalled >= s.patience:
-                stopped = f"early stopping: no improvement for {s.patience} epochs"
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                stopped = f"time limit of {max_minutes:g} minutes"
-                break
+        with _sigterm_is_ctrl_c():
+            while stopped is None:
+                train_nll, used = trainer.train_epoch(reporter, deadline)
+                val_nll = trainer.evaluate()
+                if not math.isfinite(val_nll):
+                    raise FloatingPointError(f"the validation loss became {val_nll}")
+                with _ctrl_c_waits():
+                    improved = trainer.end_epoch(train_nll, val_nll, used, time.monotonic() - zero)
+                    reporter.end_epoch(trainer.history[-1], improved)
+                    if checkpoint is not None:
+                        trainer.save_checkpoint(checkpoint)
+                stopped = _reason_to_stop(trainer, deadline, max_minutes)
     except KeyboardInterrupt:
         stopped = "interrupted"
         reporter.note("interrupted: keeping the best model so far")
@@ -432,6 +470,20 @@ def fit(
     if not trainer.best_epoch:
         raise TrainingError("training stopped before the first epoch ended: no model to save")
     return trainer.run(stopped)
+
+
+def _reason_to_stop(
+    trainer: Trainer, deadline: float | None, max_minutes: float | None
+) -> str | None:
+    """Why training ends after this epoch, or None to go on."""
+    s = trainer.settings
+    if s.early_stopping and trainer.stalled >= s.patience:
+        return f"early stopping: no improvement for {s.patience} epochs"
+    if deadline is not None and time.monotonic() >= deadline:
+        return f"time limit of {max_minutes:g} minutes"
+    if trainer.epoch >= s.epochs:
+        return f"reached {s.epochs} epochs"
+    return None
 
 
 # -- results -----------------------------------------------------------------------------
@@ -479,20 +531,20 @@ def metadata(run: Run, dataset_name: str, dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def save_model(
-    run: Run, path: Path, dataset_name: str, dataset: Dataset, *, plot: bool = True
-) -> tuple[Path, Path | None]:
-    """Write the best weights as a model file (never overwriting) and, when matplotlib
-    is installed, a PNG of the loss curves beside it."""
-    model = files.ModelFile(run.best_weights, metadata(run, dataset_name, dataset))
-    files.save(path, model)
-    png = None
-    if plot:
-        from antiphon.data import plot as plotting
+def save_model(run: Run, path: Path, dataset_name: str, dataset: Dataset) -> Path:
+    """Write the best weights as a model file (atomically, never overwriting one)."""
+    return files.save(path, files.ModelFile(run.best_weights, metadata(run, dataset_name, dataset)))
 
-        png = path.with_suffix(".png")
-        try:
-            plotting.loss_curves(run, png)
-        except plotting.PlotUnavailable:
-            png = None
-    return path, png
+
+def save_loss_plot(run: Run, path: Path) -> Path | None:
+    """A PNG of the loss curves (atomically), or None without matplotlib."""
+    try:
+        return plotting.loss_curves(
+            path,
+            [(r.epoch, r.train_nll, r.val_nll) for r in run.history],
+            run.best_epoch,
+            f"{run.architecture.describe()}\nbest validation NLL {run.best_val_nll:.3f} "
+            f"({run.best_val_nll_unscaled:.3f} unscaled); {run.stopped}",
+        )
+    except plotting.PlotUnavailable:
+        return None
