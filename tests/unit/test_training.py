@@ -156,21 +156,40 @@ def test_ctrl_c_keeps_the_best_model_so_far_and_the_checkpoint(data, tmp_path):
     assert Trainer.read_checkpoint(checkpoint)["epoch"] == 2
 
 
-class _CtrlCAsEpochEnds(Reporter):
-    """A real SIGINT while an epoch's record is being written, before its checkpoint."""
+class _SignalAsEpochEnds(Reporter):
+    """A real signal while an epoch's record is being written, before its checkpoint."""
+
+    def __init__(self, signum):
+        self.signum = signum
 
     def end_epoch(self, record, best):
         if record.epoch == 2:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.signum)
 
 
-def test_ctrl_c_as_an_epoch_ends_still_checkpoints_that_epoch(data, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_as_an_epoch_ends_still_checkpoints_that_epoch(data, tmp_path, signum):
     checkpoint = tmp_path / "run.checkpoint.pt"
-    run = fit(Trainer(data, dataclasses.replace(TINY, epochs=10)), reporter=_CtrlCAsEpochEnds(),
-              checkpoint=checkpoint)  # fmt: skip
+    run = fit(Trainer(data, dataclasses.replace(TINY, epochs=10)),
+              reporter=_SignalAsEpochEnds(signum), checkpoint=checkpoint)  # fmt: skip
     assert run.stopped == "interrupted" and len(run.history) == 2
     assert Trainer.read_checkpoint(checkpoint)["epoch"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as before the run
+
+
+class _SigtermInEpoch(Reporter):
+    def begin_epoch(self, epoch, batches):
+        self.current = epoch
+
+    def advance(self, train_nll):
+        if self.current == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_keeping_the_best(data):
+    run = fit(Trainer(data, dataclasses.replace(TINY, epochs=10)), reporter=_SigtermInEpoch())
+    assert run.stopped == "interrupted" and len(run.history) == 2
 
 
 def test_ctrl_c_before_any_epoch_ends_is_an_error_without_a_model(data):
@@ -227,3 +246,32 @@ def test_command_line_defaults_are_the_training_defaults():
     for param in command.params:
         if param.name in OPTION_FIELDS and isinstance(param.default, (int, float, str)):
             assert param.default == getattr(defaults, OPTION_FIELDS[param.name]), param.name
+
+
+def test_the_training_benchmark_times_the_step_that_trains(data, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "training.py"
+    spec = importlib.util.spec_from_file_location("training_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    stepped = []
+    real = Trainer.step
+    monkeypatch.setattr(Trainer, "step", lambda self, batch: stepped.append(real(self, batch)))
+    rate = bench.throughput(data, TINY, batches=3, rounds=2)
+    assert len(stepped) == 6 and all(math.isfinite(v) for v in stepped)
+    assert rate > 0
+
+
+def test_a_resumed_run_refuses_options_that_change_its_maths_naming_the_allowed_ones(tmp_path):
+    from antiphon.training.session import Request, train
+
+    given = {"lr", "batchsize", "numepochs"}
+    options = {"resume": tmp_path / "x.checkpoint.pt", "lr": 0.1, "batchsize": 8, "numepochs": 5}
+    with pytest.raises(Exception) as refused:
+        train(Request.from_options(options, given), find_dataset=None)
+    assert str(refused.value) == (
+        "a resumed run keeps its settings; --batchsize, --lr cannot change "
+        "(only --numepochs, --patience, --earlystopping, --device, --threads)"
+    )
