@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 from antiphon.data.dataset import Dataset  # noqa: E402
 from antiphon.data.performer import Performer  # noqa: E402
 from antiphon.model import files  # noqa: E402
-from antiphon.model.mdn import nll  # noqa: E402
 from antiphon.model.mdrnn import MDRNN  # noqa: E402
+from antiphon.model.reference import nll  # noqa: E402
 from antiphon.training import train  # noqa: E402
 from antiphon.training.net import to_weights  # noqa: E402
 from antiphon.training.train import Reporter, Settings, Trainer, TrainingError, fit  # noqa: E402
