@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from antiphon.data import dataset as datasets
 from antiphon.training import windows
@@ -158,6 +157,8 @@ def bench_dataset(key: str, impsy_max_epochs: int, antiphon_max_minutes: float) 
 
 
 def markdown(results: list[dict], started: str) -> str:
+    import torch  # loaded by antiphon.training, after it chose how torch's threads wait
+
     d_ln10 = {r["dataset"]: r["dimension"] * math.log(10) for r in results}
     lines = [
         "## Training",

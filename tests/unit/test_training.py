@@ -275,3 +275,17 @@ def test_a_resumed_run_refuses_options_that_change_its_maths_naming_the_allowed_
         "a resumed run keeps its settings; --batchsize, --lr cannot change "
         "(only --numepochs, --patience, --earlystopping, --device, --threads)"
     )
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "passive"), ("active", "active")])
+def test_training_threads_wait_passively_unless_told_otherwise(given, expected):
+    """Spinning threads collapse training when another program keeps a core busy."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, antiphon.training.train; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == expected, out.stderr

@@ -70,7 +70,7 @@ class Settings:
     average: float | None = 0.998  # decay of the weight average that is evaluated and kept
     seed: int | None = None
     device: str = "cpu"
-    threads: int | None = None  # torch CPU threads; None: every core
+    threads: int | None = None  # torch CPU threads; None: every core (see training/__init__)
 
     def describe(self) -> str:
         lr = f"lr {self.learning_rate:g}" + (
