@@ -480,3 +480,18 @@ def test_a_job_process_that_does_not_stop_is_killed_after_the_grace(workspace, t
     assert job.process.returncode == -signal.SIGKILL
     assert job.state == "stopped" and "before it saved a model" in job.message
     assert took < 30  # it did not wait for the process's own minute
+
+
+def test_a_worker_that_cannot_start_fails_its_job_with_the_reason(workspace):
+    from antiphon.web.jobs import Jobs
+
+    async def scenario():
+        jobs = Jobs()
+        job = jobs.in_worker("dataset", "test", lambda progress: ("never", None))
+        while job.state == "running":
+            await asyncio.sleep(0.05)
+        return job, jobs.running("dataset")
+
+    job, running = _on_antiphons_loop(scenario())
+    assert job.state == "failed" and job.message.startswith("could not start a worker process")
+    assert running is None  # the next build may start

@@ -8,11 +8,11 @@ playing in this process would wait for it (measured: onsets 5 ms late at the med
 state; nothing here blocks the event loop.
 
 One job of each kind runs at a time, and a second request is refused with a message
-naming the job it waits for, rather than queued. A job is a whole process (a worker
-holds 60 MB before it reads a log: 12 builds at once started 13 processes and 774 MB),
-so running them side by side only splits the same cores between them; a queue would
-start work later that the person may no longer want and that no page shows, while a
-refusal says at once what to wait for. Training already worked this way.
+naming the job it waits for, rather than queued. A job is a whole process (a build's
+worker is 47 MB before it has read a log; 12 builds at once started 13 processes and
+774 MB), so running them side by side only splits the same cores between them; a queue
+would start work later that the person may no longer want and that no page shows, while
+a refusal says at once what to wait for. Training already worked this way.
 
 Jobs end with the web UI (``Jobs.close``): a dataset build is terminated (its file is
 written atomically, so a half-built one never appears), a training run is asked to stop
@@ -191,7 +191,7 @@ class Jobs:
         async def run() -> None:
             try:
                 worker.start()
-            except OSError as exc:
+            except Exception as exc:  # no process, or arguments that do not pickle
                 job.finish("failed", f"could not start a worker process: {exc}")
                 receiver.close()
                 return
