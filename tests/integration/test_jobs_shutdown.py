@@ -79,10 +79,11 @@ def stop_and_check(instrument: Instrument, children: list[psutil.Process]) -> st
 
 @pytest.fixture
 def instrument(tmp_path):
+    """As conftest's, but each test stops it itself and reads what it said."""
     playing = Instrument(tmp_path / "ws")
     playing.wait_ready()
     yield playing
-    if playing.process.poll() is None:
+    if playing.process.poll() is None:  # the test failed before stopping it
         playing.stop()
 
 
