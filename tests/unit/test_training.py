@@ -16,7 +16,7 @@ from antiphon.data.performer import Performer  # noqa: E402
 from antiphon.model import files  # noqa: E402
 from antiphon.model.mdrnn import MDRNN  # noqa: E402
 from antiphon.model.reference import nll  # noqa: E402
-from antiphon.training import train  # noqa: E402
+from antiphon.training import results  # noqa: E402
 from antiphon.training.net import to_weights  # noqa: E402
 from antiphon.training.train import Reporter, Settings, Trainer, TrainingError, fit  # noqa: E402
 
@@ -84,8 +84,8 @@ def test_the_learning_rate_halves_when_validation_stalls(data):
 def test_the_saved_model_scores_the_recorded_best_with_numpy_only(data, tmp_path):
     trainer = Trainer(data, dataclasses.replace(TINY, epochs=3))
     run = fit(trainer)
-    path = train.save_model(run, tmp_path / "m.safetensors", "tiny.npz", data)
-    png = train.save_loss_plot(run, tmp_path / "m.png")
+    path = results.save_model(run, tmp_path / "m.safetensors", "tiny.npz", data)
+    png = results.save_loss_plot(run, tmp_path / "m.png")
     assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
     loaded = files.load(path)
     meta = loaded.metadata

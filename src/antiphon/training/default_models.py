@@ -25,14 +25,8 @@ from antiphon.data.dataset import Dataset
 from antiphon.data.performer import Performer, Style
 from antiphon.model.files import SUFFIX
 from antiphon.model.loader import BUNDLED
-from antiphon.training.train import (
-    EpochRecord,
-    Reporter,
-    Settings,
-    Trainer,
-    fit,
-    save_model,
-)
+from antiphon.training.results import save_model
+from antiphon.training.train import EpochRecord, Reporter, Settings, Trainer, fit
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from antiphon.data import dataset as datasets
 from antiphon.errors import AntiphonError, needs_extra
 from antiphon.model import files
 from antiphon.training.progress import JsonLinesReporter, Reporters, RichReporter
+from antiphon.training.results import run_name, save_loss_plot, save_model, unused_path
 from antiphon.training.train import (
     CHECKPOINT_SUFFIX,
     IMPSY_SETTINGS,
@@ -29,10 +30,6 @@ from antiphon.training.train import (
     Trainer,
     TrainingError,
     fit,
-    run_name,
-    save_loss_plot,
-    save_model,
-    unused_path,
 )
 
 OPTION_FIELDS = {
