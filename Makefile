@@ -60,7 +60,7 @@ bench-play: $(VENV)/.dev
 
 # The bundled default models (a few minutes; seeded, so the same files again).
 models: $(VENV)/.dev
-	$(BIN)/python -m antiphon.data.default_models
+	$(BIN)/python -m antiphon.training.default_models
 
 # A screenshot of every page, desktop and phone sized, for the docs: the browser tests
 # drive a real `antiphon run` in headless Chromium (Debian's chromium) and save them.

@@ -31,11 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from antiphon.data import dataset as datasets
 from antiphon.training import windows
-from antiphon.training.net import mdn_nll
 from antiphon.training.train import (
     IMPSY_SETTINGS,
     EpochRecord,
@@ -84,7 +82,9 @@ class Log(Reporter):
 def throughput(
     data: datasets.Dataset, settings: Settings, batches: int = 12, rounds: int = 7
 ) -> float:
-    """Training events per second of one recipe, fastest of several short bursts."""
+    """Training events per second of one recipe, fastest of several short bursts of
+    the optimiser step training runs (``Trainer.step``: clipping and weight averaging
+    included)."""
     trainer = Trainer(data, dataclasses.replace(settings, epochs=1))
     best = math.inf
     epoch = windows.plan_epoch(
@@ -98,12 +98,7 @@ def throughput(
     for _ in range(rounds):
         started = time.perf_counter()
         for batch in batch_list:
-            w = torch.from_numpy(batch)
-            mdn, _ = trainer.net(w[:, :-1])
-            loss = mdn_nll(mdn, w[:, 1:], trainer.architecture).mean()
-            trainer.optimizer.zero_grad()
-            loss.backward()
-            trainer.optimizer.step()
+            trainer.step(batch)
         best = min(best, time.perf_counter() - started)
     return batches * settings.batch_size * windows.WINDOW / best
 
@@ -162,6 +157,8 @@ def bench_dataset(key: str, impsy_max_epochs: int, antiphon_max_minutes: float) 
 
 
 def markdown(results: list[dict], started: str) -> str:
+    import torch  # loaded by antiphon.training, after it chose how torch's threads wait
+
     d_ln10 = {r["dataset"]: r["dimension"] * math.log(10) for r in results}
     lines = [
         "## Training",

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from antiphon.model import mdn
+from antiphon.model import mdn, reference
 
 
 def vector(mus, sigmas, logits):
@@ -25,7 +25,7 @@ def test_nll_of_one_gaussian_matches_closed_form():
         -0.5 * ((yi - mi) / si) ** 2 - math.log(si) - 0.5 * math.log(2 * math.pi)
         for yi, mi, si in zip(y, mu, sigma, strict=True)
     )
-    got = mdn.nll(vector([mu], [sigma], [0.0]), y, dimension=2, mixtures=1)
+    got = reference.nll(vector([mu], [sigma], [0.0]), y, dimension=2, mixtures=1)
     assert got == pytest.approx(expected, rel=1e-12)
 
 
@@ -39,7 +39,7 @@ def test_nll_of_two_component_mixture_matches_closed_form():
         w * math.exp(-0.5 * ((y - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
         for w, m, s in zip(weights, mus[:, 0], sigmas[:, 0], strict=True)
     )
-    got = mdn.nll(vector(mus, sigmas, logits), np.array([y]), dimension=1, mixtures=2)
+    got = reference.nll(vector(mus, sigmas, logits), np.array([y]), dimension=1, mixtures=2)
     assert got == pytest.approx(-math.log(density), rel=1e-12)
 
 
@@ -50,9 +50,9 @@ def test_nll_is_vectorised_over_leading_axes():
         axis=-1,
     )
     targets = rng.normal(size=(4, 3, 3))
-    batched = mdn.nll(vectors, targets, dimension=3, mixtures=2)
+    batched = reference.nll(vectors, targets, dimension=3, mixtures=2)
     assert batched.shape == (4, 3)
-    assert batched[2, 1] == pytest.approx(mdn.nll(vectors[2, 1], targets[2, 1], 3, 2))
+    assert batched[2, 1] == pytest.approx(reference.nll(vectors[2, 1], targets[2, 1], 3, 2))
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_nll_is_vectorised_over_leading_axes():
 )
 def test_nll_is_finite_for_extreme_sigmas_and_logits(sigma, logits):
     v = vector([[0.0, 0.0], [1.0, 1.0]], np.full((2, 2), sigma), logits)
-    assert np.isfinite(mdn.nll(v, np.array([0.5, 0.5]), dimension=2, mixtures=2))
+    assert np.isfinite(reference.nll(v, np.array([0.5, 0.5]), dimension=2, mixtures=2))
 
 
 def test_sigma_activation_is_elu_plus_one_and_never_overflows():
@@ -71,6 +71,20 @@ def test_sigma_activation_is_elu_plus_one_and_never_overflows():
     expected = np.where(x > 0, x + 1, np.exp(np.minimum(x, 0))) + np.float32(1e-7)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert got.min() > 0
+
+
+def test_the_samplers_inline_activation_is_sigma_activation():
+    raw = np.array([-30.0, -3.0, -0.5, 0.0, 0.25, 4.0])
+    v = vector(np.zeros((2, 3)), raw.reshape(2, 3), [0.0, -1.0])
+    activated = vector(np.zeros((2, 3)), mdn.sigma_activation(raw).reshape(2, 3), [0.0, -1.0])
+
+    def draws(vector, is_activated):
+        sampler = mdn.MixtureSampler(3, 2, sigmatemp=1.0, rng=np.random.default_rng(7))
+        return np.array(
+            [sampler.sample(vector.tolist(), activated=is_activated) for _ in range(50)]
+        )
+
+    np.testing.assert_allclose(draws(v, False), draws(activated, True), rtol=1e-12, atol=1e-300)
 
 
 def test_softmax_temperature_sharpens_and_flattens():

@@ -1,45 +1,24 @@
-"""The NumPy MDRNN against a plain textbook LSTM, and its behaviour as a generator."""
+"""The NumPy MDRNN against the reference equations, and its behaviour as a generator."""
 
 import numpy as np
 import pytest
 
-from antiphon.model.mdn import sigma_activation
+from antiphon.model import reference
 from antiphon.model.mdrnn import MDRNN, Weights
-from antiphon.model.presets import MIN_DT, SIZES, Architecture
-
-
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def textbook_step(weights, state, event):
-    """Keras LSTM + MDN written out plainly in float64, for comparison."""
-    x = np.asarray(event, np.float64) * 10
-    new_state = []
-    for layer, (h, c) in zip(weights.lstm, state, strict=True):
-        z = x @ layer.kernel + h @ layer.recurrent_kernel + layer.bias
-        i, f, g, o = np.split(z, 4)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        h = sigmoid(o) * np.tanh(c)
-        new_state.append((h, c))
-        x = h
-    mus = x @ weights.mus.kernel + weights.mus.bias
-    sigmas = sigma_activation(x @ weights.sigmas.kernel + weights.sigmas.bias)
-    logits = x @ weights.pis.kernel + weights.pis.bias
-    return np.concatenate([mus, sigmas, logits]), new_state
+from antiphon.model.presets import HEADS, MIN_DT, SIZES, Architecture
 
 
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("dimension", [2, 4, 9, 17])
-def test_fused_step_matches_textbook_lstm(size, dimension):
+def test_fused_step_matches_the_reference(size, dimension):
     arch = Architecture.from_size(dimension, size)
     weights = Weights.random(arch, seed=3)
     model = MDRNN(weights)
-    state = [(np.zeros(arch.units), np.zeros(arch.units)) for _ in range(arch.layers)]
+    state = reference.zero_state(weights)
     rng = np.random.default_rng(4)
-    for _ in range(30 if arch.units <= 128 else 8):  # the float64 textbook is slow for l, xl
+    for _ in range(30 if arch.units <= 128 else 8):  # the float64 reference is slow for l, xl
         event = rng.random(dimension).astype(np.float32)
-        expected, state = textbook_step(weights, state, event)
+        expected, state = reference.step(weights, state, event)
         got = model.step(event)
         assert got.shape == (arch.mdn_width,)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
@@ -140,3 +119,16 @@ def test_architecture_presets_and_parameter_count():
     assert arch.impsy_stem == "musicMDRNN-dim9-layers2-units64-mixtures5-scale10"
     with pytest.raises(Exception, match="dimension"):
         Architecture(dimension=1, units=4, layers=1)
+
+
+def test_weights_are_stored_and_laid_out_in_heads_order():
+    arch = Architecture.from_size(3, "xxs")
+    names = [n for n in Weights.random(arch, 0).tensors() if n.startswith("mdn.")]
+    assert names == [f"mdn.{h}.{p}" for h in HEADS for p in ("kernel", "bias")]
+    layout = arch.mdn
+    assert (layout.mus, layout.sigmas, layout.logits) == (
+        slice(0, 15),
+        slice(15, 30),
+        slice(30, 35),
+    )
+    assert list(layout.widths.values()) == [15, 15, 5] and layout.width == arch.mdn_width == 35

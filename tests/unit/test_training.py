@@ -14,9 +14,9 @@ torch = pytest.importorskip("torch")
 from antiphon.data.dataset import Dataset  # noqa: E402
 from antiphon.data.performer import Performer  # noqa: E402
 from antiphon.model import files  # noqa: E402
-from antiphon.model.mdn import nll  # noqa: E402
 from antiphon.model.mdrnn import MDRNN  # noqa: E402
-from antiphon.training import train  # noqa: E402
+from antiphon.model.reference import nll  # noqa: E402
+from antiphon.training import results  # noqa: E402
 from antiphon.training.net import to_weights  # noqa: E402
 from antiphon.training.train import Reporter, Settings, Trainer, TrainingError, fit  # noqa: E402
 
@@ -84,7 +84,8 @@ def test_the_learning_rate_halves_when_validation_stalls(data):
 def test_the_saved_model_scores_the_recorded_best_with_numpy_only(data, tmp_path):
     trainer = Trainer(data, dataclasses.replace(TINY, epochs=3))
     run = fit(trainer)
-    path, png = train.save_model(run, tmp_path / "m.safetensors", "tiny.npz", data)
+    path = results.save_model(run, tmp_path / "m.safetensors", "tiny.npz", data)
+    png = results.save_loss_plot(run, tmp_path / "m.png")
     assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
     loaded = files.load(path)
     meta = loaded.metadata
@@ -113,7 +114,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(data, tmp_pa
     fit(first, checkpoint=checkpoint)
     state = Trainer.read_checkpoint(checkpoint)
     assert state["epoch"] == 2
-    resumed = fit(Trainer.resume(state, data, epochs=4))
+    resumed = fit(Trainer.resume(state, data, {"epochs": 4}))
     assert _same(_weights(whole), _weights(resumed))
     assert [r.val_nll for r in whole.history] == [r.val_nll for r in resumed.history]
     assert [r.epoch for r in resumed.history] == [1, 2, 3, 4]
@@ -127,7 +128,7 @@ def test_resume_refuses_other_data_or_changed_maths(data, tmp_path):
     with pytest.raises(Exception, match="different data"):
         Trainer.resume(state, other)
     with pytest.raises(Exception, match="keeps its settings"):
-        Trainer.resume(state, data, learning_rate=0.1)
+        Trainer.resume(state, data, {"learning_rate": 0.1})
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(Exception, match="not a readable checkpoint"):
         Trainer.read_checkpoint(tmp_path / "junk.pt")
@@ -155,21 +156,40 @@ def test_ctrl_c_keeps_the_best_model_so_far_and_the_checkpoint(data, tmp_path):
     assert Trainer.read_checkpoint(checkpoint)["epoch"] == 2
 
 
-class _CtrlCAsEpochEnds(Reporter):
-    """A real SIGINT while an epoch's record is being written, before its checkpoint."""
+class _SignalAsEpochEnds(Reporter):
+    """A real signal while an epoch's record is being written, before its checkpoint."""
+
+    def __init__(self, signum):
+        self.signum = signum
 
     def end_epoch(self, record, best):
         if record.epoch == 2:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.signum)
 
 
-def test_ctrl_c_as_an_epoch_ends_still_checkpoints_that_epoch(data, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_as_an_epoch_ends_still_checkpoints_that_epoch(data, tmp_path, signum):
     checkpoint = tmp_path / "run.checkpoint.pt"
-    run = fit(Trainer(data, dataclasses.replace(TINY, epochs=10)), reporter=_CtrlCAsEpochEnds(),
-              checkpoint=checkpoint)  # fmt: skip
+    run = fit(Trainer(data, dataclasses.replace(TINY, epochs=10)),
+              reporter=_SignalAsEpochEnds(signum), checkpoint=checkpoint)  # fmt: skip
     assert run.stopped == "interrupted" and len(run.history) == 2
     assert Trainer.read_checkpoint(checkpoint)["epoch"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as before the run
+
+
+class _SigtermInEpoch(Reporter):
+    def begin_epoch(self, epoch, batches):
+        self.current = epoch
+
+    def advance(self, train_nll):
+        if self.current == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_keeping_the_best(data):
+    run = fit(Trainer(data, dataclasses.replace(TINY, epochs=10)), reporter=_SigtermInEpoch())
+    assert run.stopped == "interrupted" and len(run.history) == 2
 
 
 def test_ctrl_c_before_any_epoch_ends_is_an_error_without_a_model(data):
@@ -201,9 +221,9 @@ def test_unavailable_devices_are_named(data):
 
 
 def test_impsy_settings_reproduce_impsys_recipe(data):
-    from antiphon.training.session import settings_from_options
+    from antiphon.training.session import Request
 
-    impsy = settings_from_options({"like_impsy": True}, set())
+    impsy = Request(like_impsy=True).settings()
     assert (impsy.stride, impsy.batch_size, impsy.learning_rate, impsy.split) == (
         1,
         64,
@@ -211,7 +231,7 @@ def test_impsy_settings_reproduce_impsys_recipe(data):
         "impsy",
     )
     assert impsy.lr_patience is None and impsy.clip is None and impsy.epoch_windows == 0
-    mine = settings_from_options({"like_impsy": True, "batchsize": 32}, {"batchsize"})
+    mine = Request.from_options({"like_impsy": True, "batchsize": 32}, {"batchsize"}).settings()
     assert mine.batch_size == 32 and mine.stride == 1
     trainer = Trainer(data, dataclasses.replace(impsy, size="xxs", epochs=1, threads=1))
     windows = sum(len(r) - 50 for r in trainer.split.train)  # every stride-1 window, once
@@ -226,3 +246,46 @@ def test_command_line_defaults_are_the_training_defaults():
     for param in command.params:
         if param.name in OPTION_FIELDS and isinstance(param.default, (int, float, str)):
             assert param.default == getattr(defaults, OPTION_FIELDS[param.name]), param.name
+
+
+def test_the_training_benchmark_times_the_step_that_trains(data, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "training.py"
+    spec = importlib.util.spec_from_file_location("training_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    stepped = []
+    real = Trainer.step
+    monkeypatch.setattr(Trainer, "step", lambda self, batch: stepped.append(real(self, batch)))
+    rate = bench.throughput(data, TINY, batches=3, rounds=2)
+    assert len(stepped) == 6 and all(math.isfinite(v) for v in stepped)
+    assert rate > 0
+
+
+def test_a_resumed_run_refuses_options_that_change_its_maths_naming_the_allowed_ones(tmp_path):
+    from antiphon.training.session import Request, train
+
+    given = {"lr", "batchsize", "numepochs"}
+    options = {"resume": tmp_path / "x.checkpoint.pt", "lr": 0.1, "batchsize": 8, "numepochs": 5}
+    with pytest.raises(Exception) as refused:
+        train(Request.from_options(options, given), find_dataset=None)
+    assert str(refused.value) == (
+        "a resumed run keeps its settings; --batchsize, --lr cannot change "
+        "(only --numepochs, --patience, --earlystopping, --device, --threads)"
+    )
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "passive"), ("active", "active")])
+def test_training_threads_wait_passively_unless_told_otherwise(given, expected):
+    """Spinning threads collapse training when another program keeps a core busy."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, antiphon.training.train; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == expected, out.stderr

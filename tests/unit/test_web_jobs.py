@@ -1,14 +1,17 @@
 """Datasets and training from the browser: background jobs, uploads, the Train page.
 
-Jobs run for real here: a dataset build in a worker thread of the app, a training run
+Jobs run for real here: a dataset build in a worker process of the app, a training run
 as an `antiphon train` process (size xxs, a couple of epochs on a few seconds of data).
 """
 
+import asyncio
 import contextlib
 import io
 import os
 import pickle
 import re
+import signal
+import sys
 import time
 import zipfile
 from datetime import datetime
@@ -382,3 +385,118 @@ def test_stopping_a_run_keeps_the_best_model_so_far(client, workspace, trainable
     assert client.post(
         "/train/stop", data={"csrf_token": token(client), "job": "feedbeef"}
     ).status_code == (404)
+
+
+# -- one job of each kind; jobs end with the web UI ---------------------------------------
+
+
+def blocking_log(logs, dimension=3):
+    """A log that is a named pipe: a build reading it waits until the test writes."""
+    path = logs / f"2024-05-02T10-00-00-{dimension}d-mdrnn.log"
+    os.mkfifo(path)
+    return path
+
+
+def worker_processes():
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # ended meanwhile, or a zombie
+            if "multiprocessing.spawn" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
+def test_one_dataset_build_runs_at_a_time_and_others_are_refused(client, workspace):
+    fifo = blocking_log(workspace.logs)
+    first = newest_job(build(client, 3).text)
+    wait_for(client, first, until=lambda j: j["message"].startswith("Reading the 3d logs"))
+    for _ in range(3):
+        again = build(client, 3)
+        assert again.status_code == 409
+        assert f"a dataset build is already running ({DATASET} from logs/)" in again.text
+    assert [j.id for j in client.app.state.web.jobs] == [first]
+    assert len(worker_processes()) == 1
+
+    with open(fifo, "w") as f:  # let the build read its last log (one performer event)
+        f.write("2024-05-02T10:00:00.000000,interface,0.1,0.2\n")
+    fifo.unlink()
+    assert wait_for(client, first)["state"] == "done"
+    second = newest_job(build(client, 3).text)  # the next one may start
+    assert wait_for(client, second)["state"] == "done"
+
+
+def _on_antiphons_loop(scenario):
+    """Run on the select()-based loop `antiphon run` uses: a descriptor closed while
+    the loop still watches it fails the whole loop there (EBADF)."""
+    from antiphon.engine.schedule import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(scenario, 60))
+    finally:
+        loop.close()
+
+
+def test_closing_the_jobs_ends_a_build_and_its_process(workspace):
+    from antiphon.web.jobs import Jobs
+    from antiphon.web.pages.datasets import build_dataset
+
+    blocking_log(workspace.logs)
+
+    async def scenario():
+        jobs = Jobs()
+        job = jobs.in_worker(
+            "dataset", "test", build_dataset, workspace.logs, workspace.datasets / DATASET, 3, False
+        )
+        while not job.message.startswith("Reading"):
+            await asyncio.sleep(0.05)
+        (worker,) = worker_processes()
+        await jobs.close()
+        await asyncio.sleep(0.1)  # the loop goes on selecting: no closed descriptor in it
+        return job, worker
+
+    job, worker = _on_antiphons_loop(scenario())
+    assert job.state == "stopped" and "antiphon was stopping" in job.message
+    assert not job.worker.is_alive() and not worker.is_running()
+    assert not (workspace.datasets / DATASET).exists()
+
+
+def test_a_job_process_that_does_not_stop_is_killed_after_the_grace(workspace, tmp_path):
+    from antiphon.web.jobs import Jobs
+
+    deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"  # noqa: E501
+    progress = tmp_path / "progress" / "progress.jsonl"
+    progress.parent.mkdir()
+
+    async def scenario():
+        jobs = Jobs()
+        job = jobs.in_process(
+            "train", "deaf", [sys.executable, "-c", deaf], workspace.root, progress
+        )
+        while not job.output:
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await jobs.close(grace=0.5)
+        return job, time.monotonic() - started
+
+    job, took = _on_antiphons_loop(scenario())
+    assert job.process.returncode == -signal.SIGKILL
+    assert job.state == "stopped" and "before it saved a model" in job.message
+    assert took < 30  # it did not wait for the process's own minute
+
+
+def test_a_worker_that_cannot_start_fails_its_job_with_the_reason(workspace):
+    from antiphon.web.jobs import Jobs
+
+    async def scenario():
+        jobs = Jobs()
+        job = jobs.in_worker("dataset", "test", lambda progress: ("never", None))
+        while job.state == "running":
+            await asyncio.sleep(0.05)
+        return job, jobs.running("dataset")
+
+    job, running = _on_antiphons_loop(scenario())
+    assert job.state == "failed" and job.message.startswith("could not start a worker process")
+    assert running is None  # the next build may start

@@ -6,15 +6,15 @@ PlotUnavailable, whose message says how to install it.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from antiphon.errors import AntiphonError, needs_extra
-
-if TYPE_CHECKING:
-    from antiphon.training.train import Run
+from antiphon.model.files import write_atomically
 
 MAX_GAP = 10.0
 """Pauses longer than this (seconds) are drawn this long, so long silences leave room."""
@@ -23,6 +23,16 @@ MAX_GAP = 10.0
 class PlotUnavailable(AntiphonError):
     def __init__(self) -> None:
         super().__init__(needs_extra("plotting needs matplotlib", "plot"))
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Write a figure as a PNG atomically: a process stopped while drawing leaves the
+    old file or none, never half of one."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    plt.close(fig)
+    write_atomically(path, png.getvalue())
+    return path
 
 
 def require() -> None:
@@ -77,31 +87,27 @@ def performance(
     axes[-1].set_xlabel(f"time (s; pauses over {MAX_GAP:g} s drawn as {MAX_GAP:g} s)")
     fig.suptitle(title or path.stem, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
-def loss_curves(run: Run, path: str | Path) -> Path:
-    """Training and validation NLL per epoch, with the best epoch marked."""
+def loss_curves(
+    path: str | Path,
+    history: Sequence[tuple[int, float, float]],
+    best_epoch: int,
+    title: str,
+) -> Path:
+    """Training and validation NLL per epoch (``history``: epoch, training NLL,
+    validation NLL), with the best epoch marked."""
     plt = _pyplot()
     path = Path(path)
-    epochs = [r.epoch for r in run.history]
+    epochs, train_nll, val_nll = zip(*history, strict=True) if history else ((), (), ())
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(epochs, [r.train_nll for r in run.history], label="training")
-    ax.plot(epochs, [r.val_nll for r in run.history], label="validation")
-    ax.axvline(run.best_epoch, color="0.5", linestyle=":", label=f"best (epoch {run.best_epoch})")
+    ax.plot(epochs, train_nll, label="training")
+    ax.plot(epochs, val_nll, label="validation")
+    ax.axvline(best_epoch, color="0.5", linestyle=":", label=f"best (epoch {best_epoch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("NLL per event (x10-scaled)")
-    ax.set_title(
-        f"{run.architecture.describe()}\nbest validation NLL {run.best_val_nll:.3f} "
-        f"({run.best_val_nll_unscaled:.3f} unscaled); {run.stopped}",
-        fontsize=9,
-    )
+    ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -1,34 +1,44 @@
-"""Mixture density maths in NumPy: the head's activation, sampling and the NLL.
+"""The mixture density head's activation and layout, and sampling from its mixture.
 
-An MDN vector is laid out ``[mus | sigmas | logits]``, component-major: component m
-owns ``mus[m*D:(m+1)*D]`` and ``sigmas[m*D:(m+1)*D]``. Everything here works in the
-network's x10-scaled space; callers scale events in and samples out.
+An MDN vector is laid out ``[mus | sigmas | logits]`` (``presets.MDNLayout``). The
+plain equations of the whole network, and the loss, are in ``model/reference.py``.
+Everything here works in the network's x10-scaled space; callers scale events in and
+samples out.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 
-from antiphon.model.presets import SIGMA_EPSILON
+from antiphon.model.presets import SIGMA_EPSILON, MDNLayout
 
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-def split(mdn: np.ndarray, dimension: int, mixtures: int) -> tuple[np.ndarray, ...]:
-    """View an MDN vector (..., M*(2D+1)) as mus, sigmas (..., M, D) and logits (..., M)."""
-    md = mixtures * dimension
-    lead = mdn.shape[:-1]
-    mus = mdn[..., :md].reshape(*lead, mixtures, dimension)
-    sigmas = mdn[..., md : 2 * md].reshape(*lead, mixtures, dimension)
-    logits = mdn[..., 2 * md :]
-    return mus, sigmas, logits
+A = TypeVar("A")  # a NumPy array or a PyTorch tensor
 
 
-def sigma_activation(x: np.ndarray) -> np.ndarray:
-    """elu(x) + 1 + 1e-7, written as max(x, 0) + exp(min(x, 0)) so nothing overflows."""
-    return np.maximum(x, 0) + np.exp(np.minimum(x, 0)) + np.asarray(SIGMA_EPSILON, x.dtype)
+def split(mdn: A, dimension: int, mixtures: int) -> tuple[A, A, A]:
+    """View an MDN vector (..., M*(2D+1)) as mus, sigmas (..., M, D) and logits (..., M).
+
+    Works on NumPy arrays and PyTorch tensors alike: training reads the vectors its
+    network outputs through this same function."""
+    layout = MDNLayout(dimension, mixtures)
+    lead = mdn.shape[:-1]  # type: ignore[attr-defined]
+    mus = mdn[..., layout.mus].reshape(*lead, mixtures, dimension)  # type: ignore[index]
+    sigmas = mdn[..., layout.sigmas].reshape(*lead, mixtures, dimension)  # type: ignore[index]
+    return mus, sigmas, mdn[..., layout.logits]  # type: ignore[index]
+
+
+def sigma_activation(x: A) -> A:
+    """elu(x) + 1 + SIGMA_EPSILON: a standard deviation from a head output, > 0.
+
+    Written as max(x, 0) + e^(x - max(x, 0)), which never overflows and has elu's
+    gradient (1 at zero too), with operations NumPy arrays and PyTorch tensors share:
+    the instrument and the training network use this one definition. (The sampler
+    applies it to single floats, inline.)"""
+    positive = x.clip(min=0)  # type: ignore[attr-defined]
+    return positive + math.e ** (x - positive) + SIGMA_EPSILON  # type: ignore[operator]
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -37,26 +47,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def nll(mdn: np.ndarray, target: np.ndarray, dimension: int, mixtures: int) -> np.ndarray:
-    """Negative log-likelihood of each target under its mixture, in float64.
-
-    mdn (..., M*(2D+1)), target (..., D) -> (...). Summed over dimensions, this is the
-    per-event loss IMPSY reports when given x10-scaled targets.
-    """
-    mus, sigmas, logits = split(np.asarray(mdn, np.float64), dimension, mixtures)
-    y = np.asarray(target, np.float64)[..., None, :]  # (..., 1, D)
-    z = (y - mus) / sigmas  # (..., M, D)
-    log_normal = -0.5 * (z * z).sum(-1) - np.log(sigmas).sum(-1) - 0.5 * dimension * LOG_2PI
-    log_weights = logits - _logsumexp(logits)[..., None]  # (..., M)
-    return -_logsumexp(log_weights + log_normal)
-
-
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    top = x.max(axis=-1)
-    top = np.where(np.isfinite(top), top, 0.0)
-    return top + np.log(np.exp(x - top[..., None]).sum(-1))
 
 
 class MixtureSampler:
@@ -88,6 +78,8 @@ class MixtureSampler:
     ) -> None:
         self.dimension = dimension
         self.mixtures = mixtures
+        layout = MDNLayout(dimension, mixtures)
+        self._sigmas_start, self._logits_start = layout.sigmas.start, layout.logits.start
         self.pitemp = pitemp
         self.sigmatemp = sigmatemp
         self.rng = rng if rng is not None else np.random.default_rng()
@@ -134,23 +126,24 @@ class MixtureSampler:
             self._refill()
         n = self._next
         self._next = n + 1
-        d, m = self.dimension, self.mixtures
+        d = self.dimension
         inverse_pitemp = self._inverse_pitemp
-        logits = mdn[2 * m * d :]
+        logits = mdn[self._logits_start :]
         gumbel = self._gumbel[n]
         best, k = -math.inf, 0
-        for j in range(m):
+        for j in range(self.mixtures):
             score = logits[j] * inverse_pitemp + gumbel[j]
             if score > best:
                 best, k = score, j
-        mus = mdn[k * d : (k + 1) * d]
-        sigmas = mdn[(m + k) * d : (m + k + 1) * d]
+        mus = mdn[k * d : (k + 1) * d]  # component k's, as MDNLayout lays them out
+        first_sigma = self._sigmas_start + k * d
+        sigmas = mdn[first_sigma : first_sigma + d]
         scale = self._noise_scale
         if activated:
             return [
                 mu + s * scale * z for mu, s, z in zip(mus, sigmas, self._normal[n], strict=False)
             ]
-        exp = math.exp
+        exp = math.exp  # sigma_activation, inline on floats: a call per value costs more
         return [
             mu + (s + 1.0 + SIGMA_EPSILON if s > 0.0 else exp(s) + SIGMA_EPSILON) * scale * z
             for mu, s, z in zip(mus, sigmas, self._normal[n], strict=False)

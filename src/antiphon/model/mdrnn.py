@@ -1,5 +1,8 @@
 """The MDRNN without an ML framework: stacked LSTM + mixture density head in NumPy.
 
+The plain equations are ``model/reference.py``; ``MDRNN`` computes the same (tested),
+rearranged for speed as described below.
+
 Weights are kept in Keras' layout because IMPSY files use it and PyTorch converts to
 it in one transpose: per layer a kernel (in, 4U), a recurrent kernel (U, 4U) and one
 bias (4U,), gate blocks in column order i, f, g, o.
@@ -27,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from antiphon.model.mdn import MixtureSampler, sigma_activation
-from antiphon.model.presets import MIN_DT, SCALE_FACTOR, Architecture
+from antiphon.model.presets import HEADS, MIN_DT, SCALE_FACTOR, Architecture
 
 
 @dataclass
@@ -77,7 +80,7 @@ class Weights:
             out[f"lstm.{i}.kernel"] = layer.kernel
             out[f"lstm.{i}.recurrent_kernel"] = layer.recurrent_kernel
             out[f"lstm.{i}.bias"] = layer.bias
-        for name in ("mus", "sigmas", "pis"):
+        for name in HEADS:
             dense: Dense = getattr(self, name)
             out[f"mdn.{name}.kernel"] = dense.kernel
             out[f"mdn.{name}.bias"] = dense.bias
@@ -98,7 +101,7 @@ class Weights:
             )
         heads = {
             name: Dense(tensors[f"mdn.{name}.kernel"], tensors[f"mdn.{name}.bias"])
-            for name in ("mus", "sigmas", "pis")
+            for name in HEADS
         }
         weights = cls(lstm=layers, **heads)
         weights.check()
@@ -109,13 +112,13 @@ class Weights:
         if not self.lstm:
             raise ValueError("no LSTM layers")
         arch = self.architecture
-        d, u, m = arch.dimension, arch.units, arch.mixtures
+        d, u = arch.dimension, arch.units
         expected: dict[str, tuple[int, ...]] = {}
         for i in range(arch.layers):
             expected[f"lstm.{i}.kernel"] = (d if i == 0 else u, 4 * u)
             expected[f"lstm.{i}.recurrent_kernel"] = (u, 4 * u)
             expected[f"lstm.{i}.bias"] = (4 * u,)
-        for name, width in (("mus", m * d), ("sigmas", m * d), ("pis", m)):
+        for name, width in arch.mdn.widths.items():
             expected[f"mdn.{name}.kernel"] = (u, width)
             expected[f"mdn.{name}.bias"] = (width,)
         for name, array in self.tensors().items():
@@ -129,7 +132,7 @@ class Weights:
         """An untrained network, initialised as Keras does (Glorot kernels,
         orthogonal recurrent kernels, forget-gate bias 1)."""
         rng = np.random.default_rng(seed)
-        d, u, m = arch.dimension, arch.units, arch.mixtures
+        d, u = arch.dimension, arch.units
         layers = []
         for i in range(arch.layers):
             fan_in = d if i == 0 else u
@@ -137,12 +140,11 @@ class Weights:
             bias[u : 2 * u] = 1.0
             recurrent = np.concatenate([_orthogonal(rng, u) for _ in range(4)], axis=1)
             layers.append(LSTMLayer(_glorot(rng, fan_in, 4 * u), recurrent, bias))
-        return cls(
-            lstm=layers,
-            mus=Dense(_glorot(rng, u, m * d), np.zeros(m * d, np.float32)),
-            sigmas=Dense(_glorot(rng, u, m * d), np.zeros(m * d, np.float32)),
-            pis=Dense(_glorot(rng, u, m), np.zeros(m, np.float32)),
-        )
+        heads = {
+            name: Dense(_glorot(rng, u, width), np.zeros(width, np.float32))
+            for name, width in arch.mdn.widths.items()
+        }
+        return cls(lstm=layers, **heads)
 
 
 class Predictor:
@@ -264,15 +266,14 @@ class MDRNN(Predictor):
         head = np.concatenate(
             [
                 np.concatenate([dense.kernel, dense.bias[None, :]])
-                for dense in (weights.mus, weights.sigmas, weights.pis)
+                for dense in (getattr(weights, name) for name in HEADS)
             ],
             axis=1,
         )
         self._head_in = self._v[-(u + 1) :]  # [h_last | 1]
         self._head = np.ascontiguousarray(head, np.float32)  # (U+1, M*(2D+1))
         self._mdn = np.empty(arch.mdn_width, np.float32)
-        md = arch.mixtures * d
-        self._sigmas = self._mdn[md : 2 * md]
+        self._sigmas = self._mdn[arch.mdn.sigmas]
 
     # -- state ----------------------------------------------------------------
     def reset(self) -> None:

@@ -14,8 +14,44 @@ MIXTURES = 5
 SIGMA_EPSILON = 1e-7
 """Sigmas are elu(x) + 1 + SIGMA_EPSILON, so they never reach zero."""
 
+HEADS = ("mus", "sigmas", "pis")
+"""The mixture density head's three dense layers, in the order their outputs make an
+MDN vector (and their weights are stored)."""
+
 MIN_DT = 0.000454
 """The shortest time between generated events, in seconds (IMPSY's floor)."""
+
+
+@dataclass(frozen=True)
+class MDNLayout:
+    """Where each part lies in an MDN vector ``[mus | sigmas | logits]`` of M mixtures
+    of D dimensions. Mus and sigmas are component-major: component m owns
+    ``mus[m*D:(m+1)*D]`` and ``sigmas[m*D:(m+1)*D]``."""
+
+    dimension: int
+    mixtures: int
+
+    @property
+    def mus(self) -> slice:
+        return slice(0, self.mixtures * self.dimension)
+
+    @property
+    def sigmas(self) -> slice:
+        return slice(self.mixtures * self.dimension, 2 * self.mixtures * self.dimension)
+
+    @property
+    def logits(self) -> slice:
+        return slice(2 * self.mixtures * self.dimension, self.width)
+
+    @property
+    def width(self) -> int:
+        return self.mixtures * (2 * self.dimension + 1)
+
+    @property
+    def widths(self) -> dict[str, int]:
+        """Each head's output width, in ``HEADS`` order."""
+        md = self.mixtures * self.dimension
+        return dict(zip(HEADS, (md, md, self.mixtures), strict=True))
 
 
 @dataclass(frozen=True)
@@ -52,9 +88,14 @@ class Architecture:
         return None
 
     @property
+    def mdn(self) -> MDNLayout:
+        """The layout of the vectors its mixture density head outputs."""
+        return MDNLayout(self.dimension, self.mixtures)
+
+    @property
     def mdn_width(self) -> int:
         """Length of the MDN vector: mus and sigmas for every component, then logits."""
-        return self.mixtures * (2 * self.dimension + 1)
+        return self.mdn.width
 
     @property
     def parameter_count(self) -> int:

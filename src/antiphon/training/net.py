@@ -1,4 +1,4 @@
-"""The MDRNN in PyTorch, for training only: the same maths as ``antiphon.model``.
+"""The MDRNN in PyTorch, for training only: the maths of ``model/reference.py``, batched.
 
 An instrument never imports this file. Weights convert both ways with
 ``from_weights`` / ``to_weights``; PyTorch's LSTM uses the same gate order as Keras
@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from antiphon.model.mdn import sigma_activation, split
 from antiphon.model.mdrnn import Dense, LSTMLayer, Weights
-from antiphon.model.presets import SIGMA_EPSILON, Architecture
+from antiphon.model.presets import HEADS, Architecture
 
 State = tuple[torch.Tensor, torch.Tensor]  # h, c: (L, B, U) each
 
@@ -27,25 +28,23 @@ class MDRNNNet(nn.Module):
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         self.architecture = arch
-        d, u, m = arch.dimension, arch.units, arch.mixtures
-        self.lstm = nn.LSTM(d, u, num_layers=arch.layers, batch_first=True)
-        self.mus = nn.Linear(u, m * d)
-        self.sigmas = nn.Linear(u, m * d)
-        self.pis = nn.Linear(u, m)
+        u, widths = arch.units, arch.mdn.widths
+        self.lstm = nn.LSTM(arch.dimension, u, num_layers=arch.layers, batch_first=True)
+        self.mus = nn.Linear(u, widths["mus"])
+        self.sigmas = nn.Linear(u, widths["sigmas"])
+        self.pis = nn.Linear(u, widths["pis"])
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x (B, T, D) -> MDN vectors (B, T, M*(2D+1)) and the final state."""
         h, state = self.lstm(x, state)  # (B, T, U)
-        sigmas = F.elu(self.sigmas(h)) + 1.0 + SIGMA_EPSILON  # (B, T, M*D)
+        sigmas = sigma_activation(self.sigmas(h))  # (B, T, M*D)
         return torch.cat([self.mus(h), sigmas, self.pis(h)], dim=-1), state
 
 
 def mdn_nll(mdn: torch.Tensor, target: torch.Tensor, arch: Architecture) -> torch.Tensor:
     """Negative log-likelihood per event: mdn (..., M*(2D+1)), target (..., D) -> (...)."""
-    d, m = arch.dimension, arch.mixtures
-    mus = mdn[..., : m * d].unflatten(-1, (m, d))  # (..., M, D)
-    sigmas = mdn[..., m * d : 2 * m * d].unflatten(-1, (m, d))  # (..., M, D)
-    logits = mdn[..., 2 * m * d :]  # (..., M)
+    d = arch.dimension
+    mus, sigmas, logits = split(mdn, d, arch.mixtures)  # (..., M, D), (..., M, D), (..., M)
     z = (target.unsqueeze(-2) - mus) / sigmas  # (..., M, D)
     log_normal = -0.5 * z.square().sum(-1) - sigmas.log().sum(-1) - 0.5 * d * math.log(2 * math.pi)
     return -torch.logsumexp(F.log_softmax(logits, dim=-1) + log_normal, dim=-1)
@@ -60,7 +59,7 @@ def from_weights(weights: Weights) -> MDRNNNet:
             getattr(net.lstm, f"weight_hh_l{i}").copy_(torch.from_numpy(layer.recurrent_kernel.T))
             getattr(net.lstm, f"bias_ih_l{i}").copy_(torch.from_numpy(layer.bias))
             getattr(net.lstm, f"bias_hh_l{i}").zero_()
-        for name in ("mus", "sigmas", "pis"):
+        for name in HEADS:
             dense: Dense = getattr(weights, name)
             linear: nn.Linear = getattr(net, name)
             linear.weight.copy_(torch.from_numpy(dense.kernel.T))
@@ -86,6 +85,6 @@ def to_weights(net: MDRNNNet) -> Weights:
         )
     heads = {
         name: Dense(numpy(getattr(net, name).weight.T), numpy(getattr(net, name).bias))
-        for name in ("mus", "sigmas", "pis")
+        for name in HEADS
     }
     return Weights(lstm=layers, **heads)

@@ -3,10 +3,9 @@ another program (the web UI), JSON lines appended to a file it reads as they com
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from antiphon.training import progress_format
 from antiphon.training.train import EpochRecord, Reporter
 
 
@@ -89,9 +89,9 @@ class RichReporter(Reporter):
 
 
 class JsonLinesReporter(Reporter):
-    """Appends one JSON object per line and flushes it, so a reader polling the file
-    never sees half a record: ``start``, ``batch`` (at most a few per second),
-    ``epoch``, ``note`` and ``done``."""
+    """Appends one record of ``progress_format`` per line and flushes it, so a reader
+    polling the file never sees half a record; batches at most every ``min_interval``
+    seconds."""
 
     def __init__(self, path: Path, epochs: int, min_interval: float = 0.5) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,9 +103,15 @@ class JsonLinesReporter(Reporter):
         self.done = 0
         self._last_write = 0.0
 
-    def write(self, event: str, **fields: Any) -> None:
-        self.file.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+    def write(self, record: progress_format.Event) -> None:
+        self.file.write(progress_format.encode(record))
         self.file.flush()
+
+    def begin_run(self, model: Path) -> None:
+        self.write(progress_format.Start(str(model), self.epochs))
+
+    def end_run(self, model: Path, stopped: str, message: str) -> None:
+        self.write(progress_format.Done(str(model), stopped, message))
 
     def begin_epoch(self, epoch: int, batches: int) -> None:
         self.epoch, self.total, self.done = epoch, batches, 0
@@ -116,28 +122,24 @@ class JsonLinesReporter(Reporter):
         if now - self._last_write >= self.min_interval or self.done == self.total:
             self._last_write = now
             self.write(
-                "batch",
-                epoch=self.epoch,
-                epochs=self.epochs,
-                done=self.done,
-                total=self.total,
-                train_nll=train_nll,
+                progress_format.Batch(self.epoch, self.epochs, self.done, self.total, train_nll)
             )
 
     def end_epoch(self, record: EpochRecord, best: bool) -> None:
         self.write(
-            "epoch",
-            epoch=record.epoch,
-            epochs=self.epochs,
-            train_nll=record.train_nll,
-            val_nll=record.val_nll,
-            best=best,
-            seconds=record.seconds,
-            learning_rate=record.learning_rate,
+            progress_format.Epoch(
+                epoch=record.epoch,
+                epochs=self.epochs,
+                train_nll=record.train_nll,
+                val_nll=record.val_nll,
+                best=best,
+                seconds=record.seconds,
+                learning_rate=record.learning_rate,
+            )
         )
 
     def note(self, text: str) -> None:
-        self.write("note", message=text)
+        self.write(progress_format.Note(text))
 
     def close(self) -> None:
         self.file.close()
@@ -148,6 +150,14 @@ class Reporters(Reporter):
 
     def __init__(self, *reporters: Reporter) -> None:
         self.reporters = reporters
+
+    def begin_run(self, model: Path) -> None:
+        for r in self.reporters:
+            r.begin_run(model)
+
+    def end_run(self, model: Path, stopped: str, message: str) -> None:
+        for r in self.reporters:
+            r.end_run(model, stopped, message)
 
     def begin_epoch(self, epoch: int, batches: int) -> None:
         for r in self.reporters:

@@ -1,9 +1,8 @@
 """The training loop: epochs of windows, validation, early stopping, checkpoints.
 
 Read top to bottom: ``Settings`` says how to train, ``Trainer`` owns the network,
-optimiser and random streams and runs one epoch at a time, ``fit`` decides when to
-stop, and ``save_model`` writes the best weights as an antiphon model file with a
-plot of the loss curves beside it.
+optimiser and random streams and runs one epoch at a time, and ``fit`` decides when to
+stop. ``training/results.py`` saves what a run found.
 
 What makes it quicker than IMPSY on the same data (see docs/benchmarks.md), without
 a smaller model: windows at a stride of 50 instead of 1, so a pass computes each event
@@ -30,9 +29,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,6 @@ import torch
 from antiphon import __version__
 from antiphon.data.dataset import Dataset
 from antiphon.errors import AntiphonError
-from antiphon.model import files
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import SCALE_FACTOR, Architecture
 from antiphon.training import windows
@@ -69,7 +66,7 @@ class Settings:
     average: float | None = 0.998  # decay of the weight average that is evaluated and kept
     seed: int | None = None
     device: str = "cpu"
-    threads: int | None = None  # torch CPU threads; None: every core
+    threads: int | None = None  # torch CPU threads; None: every core (see training/__init__)
 
     def describe(self) -> str:
         lr = f"lr {self.learning_rate:g}" + (
@@ -92,6 +89,10 @@ IMPSY_SETTINGS = {
     "average": None,
 }
 """What IMPSY's ``train`` does: every window, batch 64, constant Adam 1e-3, its split."""
+
+RESUMABLE = ("epochs", "patience", "early_stopping", "device", "threads")
+"""The settings a resumed run may change: they decide how long and where it trains,
+not the maths of a step, so the run continues exactly as it would have."""
 
 
 @dataclass
@@ -133,6 +134,12 @@ class TrainingError(AntiphonError):
 
 class Reporter:
     """Hears about progress; the command line shows it as a progress bar."""
+
+    def begin_run(self, model: Path) -> None:
+        """Training begins (or resumes); its model will be saved as ``model``."""
+
+    def end_run(self, model: Path, stopped: str, message: str) -> None:
+        """Training ended and saved ``model``."""
 
     def begin_epoch(self, epoch: int, batches: int) -> None: ...
 
@@ -213,24 +220,28 @@ class Trainer:
         self.net.train()
         total, used = 0.0, 0
         for batch in batches:
-            w = torch.from_numpy(batch).to(self.device)  # (B, WINDOW + 1, D)
-            mdn, _ = self.net(w[:, :-1])  # (B, WINDOW, M*(2D+1))
-            loss = mdn_nll(mdn, w[:, 1:], self.architecture).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss became {loss.item()}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if s.clip:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), s.clip)
-            self.optimizer.step()
-            self._update_average()
-            value = loss.item()
+            value = self.step(batch)
             total += value * len(batch)
             used += len(batch)
             reporter.advance(value)
             if deadline is not None and time.monotonic() > deadline:
                 break
         return total / max(used, 1), used
+
+    def step(self, batch: np.ndarray) -> float:
+        """One optimiser step on a batch of windows (B, WINDOW + 1, D); its mean NLL."""
+        w = torch.from_numpy(batch).to(self.device)  # (B, WINDOW + 1, D)
+        mdn, _ = self.net(w[:, :-1])  # (B, WINDOW, M*(2D+1))
+        loss = mdn_nll(mdn, w[:, 1:], self.architecture).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.clip:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.clip)
+        self.optimizer.step()
+        self._update_average()
+        return loss.item()
 
     @torch.no_grad()
     def _update_average(self) -> None:
@@ -333,18 +344,20 @@ class Trainer:
         return state
 
     @classmethod
-    def resume(cls, state: dict[str, Any], dataset: Dataset, **changes: Any) -> Trainer:
-        """A trainer continuing a checkpointed run on the same dataset. ``changes``
-        replace settings that do not alter the maths (epochs, patience, device)."""
+    def resume(
+        cls, state: dict[str, Any], dataset: Dataset, changes: Mapping[str, Any] | None = None
+    ) -> Trainer:
+        """A trainer continuing a checkpointed run on the same dataset; ``changes``
+        replace settings named in ``RESUMABLE``."""
+        changes = changes or {}
         if state["dataset"] != fingerprint(dataset):
             raise AntiphonError(
                 "this checkpoint was trained on different data than this dataset; resume "
                 "with the dataset it started on"
             )
-        allowed = {"epochs", "patience", "early_stopping", "device", "threads"}
-        if set(changes) - allowed:
+        if set(changes) - set(RESUMABLE):
             raise AntiphonError(
-                f"a resumed run keeps its settings; only {', '.join(sorted(allowed))} may change"
+                f"a resumed run keeps its settings; only {', '.join(RESUMABLE)} may change"
             )
         settings = dataclasses.replace(Settings(**state["settings"]), **changes)
         trainer = cls(dataset, settings)
@@ -365,22 +378,48 @@ class Trainer:
         return trainer
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Ctrl-C, and a service manager or a shutting-down computer asking a run to end."""
+
+
+@contextlib.contextmanager
+def _sigterm_is_ctrl_c() -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does, keeping the best model so far: a web UI, a
+    service manager or a computer shutting down asks with SIGTERM."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def _ctrl_c_waits() -> Iterator[None]:
-    """Hold a Ctrl-C until the block ends, so that an epoch's record, its best weights
-    and its checkpoint are all written or none are: a run resumed from the checkpoint
-    then continues from the same epoch the saved model reports."""
+    """Hold a Ctrl-C (or SIGTERM) until the block ends, so that an epoch's record, its
+    best weights and its checkpoint are all written or none are: a run resumed from the
+    checkpoint then continues from the same epoch the saved model reports."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+        for signum in STOP_SIGNALS
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if held and callable(previous):
-        previous(held[0], None)  # Python's own handler raises KeyboardInterrupt here
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        handler = previous[held[0]]
+        if callable(handler):
+            handler(held[0], None)  # Python's own handler raises KeyboardInterrupt here
+        else:
+            signal.raise_signal(held[0])  # as it would have acted (SIG_DFL or SIG_IGN)
 
 
 def fit(
@@ -390,7 +429,7 @@ def fit(
     reporter: Reporter | None = None,
     checkpoint: Path | None = None,
 ) -> Run:
-    """Train until early stopping, the epoch limit, ``max_minutes`` or Ctrl-C.
+    """Train until early stopping, the epoch limit, ``max_minutes``, Ctrl-C or SIGTERM.
 
     Returns the run with its best weights. Ctrl-C stops after the current batch and
     still returns the best so far. A loss that becomes NaN or infinite raises
@@ -398,27 +437,22 @@ def fit(
     """
     reporter = reporter or Reporter()
     s = trainer.settings
-    started = time.monotonic() - trainer.seconds
-    session_start = time.monotonic()
-    deadline = session_start + max_minutes * 60 if max_minutes else None
-    stopped = f"reached {s.epochs} epochs"
+    zero = time.monotonic() - trainer.seconds  # the run's start, over all its sessions
+    deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
+    stopped = f"reached {s.epochs} epochs" if trainer.epoch >= s.epochs else None
     try:
-        while trainer.epoch < s.epochs:
-            train_nll, used = trainer.train_epoch(reporter, deadline)
-            val_nll = trainer.evaluate()
-            if not math.isfinite(val_nll):
-                raise FloatingPointError(f"the validation loss became {val_nll}")
-            with _ctrl_c_waits():
-                improved = trainer.end_epoch(train_nll, val_nll, used, time.monotonic() - started)
-                reporter.end_epoch(trainer.history[-1], improved)
-                if checkpoint is not None:
-                    trainer.save_checkpoint(checkpoint)
-            if s.early_stopping and trainer.stalled >= s.patience:
-                stopped = f"early stopping: no improvement for {s.patience} epochs"
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                stopped = f"time limit of {max_minutes:g} minutes"
-                break
+        with _sigterm_is_ctrl_c():
+            while stopped is None:
+                train_nll, used = trainer.train_epoch(reporter, deadline)
+                val_nll = trainer.evaluate()
+                if not math.isfinite(val_nll):
+                    raise FloatingPointError(f"the validation loss became {val_nll}")
+                with _ctrl_c_waits():
+                    improved = trainer.end_epoch(train_nll, val_nll, used, time.monotonic() - zero)
+                    reporter.end_epoch(trainer.history[-1], improved)
+                    if checkpoint is not None:
+                        trainer.save_checkpoint(checkpoint)
+                stopped = _reason_to_stop(trainer, deadline, max_minutes)
     except KeyboardInterrupt:
         stopped = "interrupted"
         reporter.note("interrupted: keeping the best model so far")
@@ -434,65 +468,15 @@ def fit(
     return trainer.run(stopped)
 
 
-# -- results -----------------------------------------------------------------------------
-
-
-def run_name(dimension: int, size: str, dataset_name: str, when: datetime | None = None) -> str:
-    """A name that tells runs apart: what, on which data, when."""
-    when = when or datetime.now()
-    return f"mdrnn-dim{dimension}-{size}-{dataset_name}-{when:%Y-%m-%dT%H-%M-%S}"
-
-
-def unused_path(directory: Path, stem: str, suffix: str) -> Path:
-    path, n = directory / f"{stem}{suffix}", 1
-    while path.exists():
-        n += 1
-        path = directory / f"{stem}-{n}{suffix}"
-    return path
-
-
-def metadata(run: Run, dataset_name: str, dataset: Dataset) -> dict[str, Any]:
-    s = run.settings
-    summary = dataset.summary()
-    return {
-        "trained_on": f"{dataset_name}: {summary.performances} performances, "
-        f"{summary.events:,} events, {summary.seconds / 60:.0f} min",
-        "validation_nll": round(run.best_val_nll, 4),
-        "training": {
-            "dataset": {"file": dataset_name, **summary.to_dict()},
-            "split": run.split,
-            "epochs": len(run.history),
-            "best_epoch": run.best_epoch,
-            "best_val_nll_scaled": run.best_val_nll,
-            "best_val_nll_unscaled": run.best_val_nll_unscaled,
-            "loss_units": "NLL per event; scaled: of the x10 events as IMPSY reports; "
-            "unscaled = scaled - D*ln(10)",
-            "seconds": round(run.seconds, 1),
-            "stopped": run.stopped,
-            "settings": dataclasses.asdict(s),
-            "history": [
-                [r.epoch, round(r.train_nll, 4), round(r.val_nll, 4), round(r.seconds, 1)]
-                for r in run.history
-            ],
-            "torch": torch.__version__,
-        },
-    }
-
-
-def save_model(
-    run: Run, path: Path, dataset_name: str, dataset: Dataset, *, plot: bool = True
-) -> tuple[Path, Path | None]:
-    """Write the best weights as a model file (never overwriting) and, when matplotlib
-    is installed, a PNG of the loss curves beside it."""
-    model = files.ModelFile(run.best_weights, metadata(run, dataset_name, dataset))
-    files.save(path, model)
-    png = None
-    if plot:
-        from antiphon.data import plot as plotting
-
-        png = path.with_suffix(".png")
-        try:
-            plotting.loss_curves(run, png)
-        except plotting.PlotUnavailable:
-            png = None
-    return path, png
+def _reason_to_stop(
+    trainer: Trainer, deadline: float | None, max_minutes: float | None
+) -> str | None:
+    """Why training ends after this epoch, or None to go on."""
+    s = trainer.settings
+    if s.early_stopping and trainer.stalled >= s.patience:
+        return f"early stopping: no improvement for {s.patience} epochs"
+    if deadline is not None and time.monotonic() >= deadline:
+        return f"time limit of {max_minutes:g} minutes"
+    if trainer.epoch >= s.epochs:
+        return f"reached {s.epochs} epochs"
+    return None

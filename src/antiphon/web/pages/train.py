@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from antiphon.errors import AntiphonError
 from antiphon.model.presets import SIZES
 from antiphon.web.pages.common import back, existing, in_thread
 from antiphon.web.pages.datasets import dataset_infos
@@ -87,8 +86,9 @@ async def start(request: Request) -> Response:
         job = web.jobs.in_process(
             "train", f"Model size {size} on {dataset.name}", argv, web.workspace.root, progress
         )
-    except AntiphonError as exc:
-        raise Refused(str(exc), 409) from None
+    except Refused:  # another training run goes on
+        progress.parent.rmdir()
+        raise
     return back("/train", flash=f"Training started: {job.title}. It runs beside the music.")
 
 

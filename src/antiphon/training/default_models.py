@@ -11,7 +11,7 @@ control. Models learnt from ``knobs`` logs (one control per event, 7-bit steps) 
 timidly at the usual low sigmatemp: a small error in copying seven unchanged controls
 accumulates into a drift larger than the one-step moves, so nothing sweeps.
 
-    python -m antiphon.data.default_models [--dimension 9] [--dimension 4]
+    python -m antiphon.training.default_models [--dimension 9] [--dimension 4]
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from antiphon.data.dataset import Dataset
 from antiphon.data.performer import Performer, Style
 from antiphon.model.files import SUFFIX
 from antiphon.model.loader import BUNDLED
-
-if TYPE_CHECKING:
-    from antiphon.training.train import EpochRecord
+from antiphon.training.results import save_model
+from antiphon.training.train import EpochRecord, Reporter, Settings, Trainer, fit
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,6 @@ def performer_dataset(recipe: Recipe) -> Dataset:
 
 def build(recipe: Recipe, directory: Path = BUNDLED) -> Path:
     """Train one default model and write it to ``directory`` (replacing the old one)."""
-    from antiphon.training.train import Reporter, Settings, Trainer, fit, save_model
 
     class Lines(Reporter):
         def end_epoch(self, record: EpochRecord, best: bool) -> None:
@@ -75,7 +72,7 @@ def build(recipe: Recipe, directory: Path = BUNDLED) -> Path:
     run = fit(Trainer(data, settings), reporter=Lines())
     path = directory / f"default-dim{recipe.dimension}{SUFFIX}"
     path.unlink(missing_ok=True)
-    save_model(run, path, f"procedural performer (seed {recipe.seed})", data, plot=False)
+    save_model(run, path, f"procedural performer (seed {recipe.seed})", data)
     print(
         f"wrote {path}: validation NLL {run.best_val_nll:.3f} at epoch {run.best_epoch}, "
         f"{time.monotonic() - started:.0f} s"
