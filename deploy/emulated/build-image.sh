@@ -62,8 +62,8 @@ mkdir -p "$boot/kernel" "$boot/initramfs/bin" "$boot/initramfs/modules"
 for deb in "$archives"/linux-image-[0-9]*_arm64.deb "$archives"/busybox-static_*_arm64.deb; do
     dpkg-deb -x "$deb" "$boot/kernel"
 done
-cp "$boot/kernel/bin/busybox" "$boot/initramfs/bin/busybox"
-module_dir=$(echo "$boot"/kernel/lib/modules/*)
+cp "$(find "$boot/kernel" -path "*bin/busybox" | head -n1)" "$boot/initramfs/bin/busybox"
+module_dir=$(dirname "$(find "$boot/kernel" -path "*/lib/modules/*/modules.builtin" | head -n1)")
 # Each module after the ones it depends on; built-in ones have no file and are skipped.
 declare -A loaded=()
 load_order=()
