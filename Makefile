@@ -72,7 +72,7 @@ screenshots: $(VENV)/.dev
 PI_SUITE ?= bookworm
 .PHONY: test-pi
 test-pi: $(VENV)/.dev
-	ANTIPHON_PI_SUITE=$(PI_SUITE) $(BIN)/python -m pytest -x -v tests/pi
+	ANTIPHON_PI_SUITE=$(PI_SUITE) $(BIN)/python -m pytest -x -v --tb=short tests/pi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

@@ -136,8 +136,24 @@ def memory(pi: EmulatedPi, pid: str) -> dict[str, int]:
     }
 
 
+def trust_this_network(pi: EmulatedPi) -> None:
+    """The certificate authorities this computer adds to Debian's, on the Pi too.
+
+    A network that inspects TLS (as this one does on its way to PyPI) needs its
+    authority trusted by whatever downloads through it; a Pi on such a network needs
+    the same step. Nothing is done when this computer adds none."""
+    extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    if not extra:
+        return
+    pi.copy_in(*extra, to="/usr/local/share/ca-certificates/")
+    pi.ssh("update-ca-certificates >/dev/null")
+    # pip's own list of authorities does not have them: use the system's, as here.
+    pi.ssh("printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' >/etc/pip.conf")
+
+
 def test_install_as_on_a_fresh_pi(pi, wheel, laptop, report):
     """deploy/rpi/install.sh as its instructions say: apt, the user, the venv, the unit."""
+    trust_this_network(pi)
     pi.ssh("mkdir -p /root/antiphon")
     pi.copy_in(Path(__file__).parents[2] / "deploy", wheel, to="/root/antiphon/")
     started = time.monotonic()
