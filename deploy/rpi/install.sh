@@ -107,7 +107,9 @@ fi
 
 if [ "$apt" -eq 1 ]; then
     say "Installing Debian packages"
-    packages=(python3-venv python3-pip avahi-daemon)
+    # libasound2: python-rtmidi's wheels load the system's ALSA library (MIDI); on
+    # Trixie apt picks its new name, libasound2t64.
+    packages=(python3-venv python3-pip avahi-daemon libasound2)
     if [ "$usb_gadget" -eq 1 ]; then
         packages+=(dnsmasq-base)  # NetworkManager hands the laptop an address with it
     fi
