@@ -45,7 +45,7 @@ def image(report) -> Path:
 @pytest.fixture(scope="session")
 def wheel() -> Path:
     """antiphon as a wheel, as a release would ship it (pure Python: any CPU)."""
-    out = BUILD / "dist"
+    out = BUILD / SUITE / "dist"
     for old in out.glob("antiphon-*.whl"):
         old.unlink()
     subprocess.run(
