@@ -70,5 +70,15 @@ screenshots: $(VENV)/.dev
 	ANTIPHON_SCREENSHOTS=docs/screenshots PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_browser.py
 
+# An emulated Raspberry Pi: 64-bit Debian under qemu-system-aarch64 (4 cores, 512 MB).
+# deploy/rpi/install.sh on a fresh system, a reboot into the service, a laptop playing
+# and updating it, a power cut, memory with s and xl models. Needs root and Debian's
+# debootstrap, qemu-system-arm, cpio; the image is cached in build/pi/. PI_SUITE=trixie
+# checks Python 3.13. Measurements: build/pi/$(PI_SUITE)/report.json.
+PI_SUITE ?= bookworm
+.PHONY: test-pi
+test-pi: $(VENV)/.dev
+	ANTIPHON_PI_SUITE=$(PI_SUITE) $(BIN)/python -m pytest -x -v --tb=short tests/pi
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

@@ -99,14 +99,21 @@ if [ -z "$root" ] && [ -r /etc/os-release ]; then
     esac
 fi
 
+# python-rtmidi (MIDI) publishes no wheels for Python 3.13 (Trixie): pip compiles it there.
+rtmidi_from_source=0
+if "$python" -c 'import sys; sys.exit(sys.version_info < (3, 13))'; then
+    rtmidi_from_source=1
+fi
+
 if [ "$apt" -eq 1 ]; then
     say "Installing Debian packages"
-    packages=(python3-venv python3-pip avahi-daemon)
+    # libasound2: python-rtmidi's wheels load the system's ALSA library (MIDI); on
+    # Trixie apt picks its new name, libasound2t64.
+    packages=(python3-venv python3-pip avahi-daemon libasound2)
     if [ "$usb_gadget" -eq 1 ]; then
         packages+=(dnsmasq-base)  # NetworkManager hands the laptop an address with it
     fi
-    # python-rtmidi has no wheels for Python 3.13 (Trixie): it is built from source there.
-    if "$python" -c 'import sys; sys.exit(sys.version_info < (3, 13))'; then
+    if [ "$rtmidi_from_source" -eq 1 ]; then
         packages+=(build-essential python3-dev pkg-config libasound2-dev)
     fi
     system apt-get update
@@ -122,6 +129,10 @@ fi
 system usermod --append --groups audio,dialout "$user"
 
 say "Installing antiphon into $venv"
+if [ "$rtmidi_from_source" -eq 1 ]; then
+    echo "python-rtmidi has no ready-made wheel for this Python: it is compiled now, which"
+    echo "takes minutes (several on a Zero 2 W) with no output until it is done."
+fi
 mkdir -p "$root$prefix"
 "$python" -m venv "$root$venv"
 "$root$venv/bin/python" -m pip install --quiet --upgrade "$source_spec"
