@@ -17,7 +17,7 @@ from typing import Any
 from antiphon import __version__
 from antiphon.errors import AntiphonError
 from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import SCALE_FACTOR, Architecture
+from antiphon.model.presets import SCALE_FACTOR, SIGMA_EPSILON, Architecture
 from antiphon.storage import write_atomically
 
 FORMAT = "antiphon-mdrnn"
@@ -51,7 +51,7 @@ def metadata_header(arch: Architecture, extra: dict[str, Any] | None = None) -> 
         **{key: getattr(arch, key) for key in _ARCHITECTURE_KEYS},
         "size": arch.size or "custom",
         "scale_factor": SCALE_FACTOR,
-        "sigma_activation": "elu+1+1e-7",
+        "sigma_activation": f"elu+1+{SIGMA_EPSILON}",
         "gate_order": "i,f,g,o",
         "created_by": f"antiphon {__version__}",
         "created_at": datetime.now().astimezone().isoformat(timespec="seconds"),

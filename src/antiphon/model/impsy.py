@@ -32,6 +32,7 @@ from antiphon.archives import Archive, ArchiveError, human
 from antiphon.errors import AntiphonError, needs_extra
 from antiphon.model.files import ModelFile, ModelFileError
 from antiphon.model.mdrnn import Dense, LSTMLayer, Weights
+from antiphon.model.presets import HEADS
 
 SUFFIXES = (".h5", ".hdf5", ".keras")
 KERAS_WEIGHTS = "model.weights.h5"
@@ -41,7 +42,6 @@ preset, xl, has 21 MB of weights; the web UI takes 64 MB model uploads."""
 
 _KERAS3_LSTM = re.compile(r"(?:^|/)layers/lstm(?:_(\d+))?/cell/vars/(\d+)$")
 _KERAS3_MDN = re.compile(r"(?:^|/)mdn_(mus|sigmas|pi)/vars/(\d+)$")
-_HEADS = ("mus", "sigmas", "pis")
 
 
 def read(path: str | Path) -> ModelFile:
@@ -148,13 +148,13 @@ def _read_keras2(root: Any) -> Weights:
 def _mdn_heads(names: list[str], arrays: list[np.ndarray]) -> dict[str, Dense]:
     """Layout A names its heads; layout B leaves them in mus, sigmas, pi order."""
     tagged = {}
-    for head in _HEADS:
+    for head in HEADS:
         found = [i for i, n in enumerate(names) if f"/{head}/" in n]
         if len(found) == 2:
             tagged[head] = Dense(arrays[found[0]], arrays[found[1]])
     if len(tagged) == 3:
         return tagged
-    return {head: Dense(arrays[2 * i], arrays[2 * i + 1]) for i, head in enumerate(_HEADS)}
+    return {head: Dense(arrays[2 * i], arrays[2 * i + 1]) for i, head in enumerate(HEADS)}
 
 
 def _read_keras3(f: Any) -> Weights:
@@ -172,7 +172,7 @@ def _read_keras3(f: Any) -> Weights:
             mdn.setdefault(head, {})[int(match[2])] = budget.read(obj)
 
     f.visititems(visit)
-    if not lstm or set(mdn) != set(_HEADS):
+    if not lstm or set(mdn) != set(HEADS):
         raise ModelFileError("no LSTM layers and MDN head found in the Keras 3 weights")
     layers = [LSTMLayer(v[0], v[1], v[2]) for _, v in sorted(lstm.items())]
     return Weights(lstm=layers, **{head: Dense(v[0], v[1]) for head, v in mdn.items()})

@@ -22,7 +22,7 @@ from antiphon.errors import AntiphonError, needs_extra
 from antiphon.limits import DEFAULT_SIGMATEMP
 from antiphon.model.files import ModelFileError
 from antiphon.model.mdrnn import Predictor
-from antiphon.model.presets import SCALE_FACTOR, Architecture
+from antiphon.model.presets import SCALE_FACTOR, Architecture, MDNLayout
 from antiphon.model.tflite import ADVICE
 
 
@@ -78,7 +78,8 @@ class LiteRTMDRNN(Predictor):
         mdn = [
             o
             for o in outputs
-            if int(o["shape"][-1]) % (2 * dimension + 1) == 0 and int(o["shape"][-1]) != units
+            if MDNLayout.mixtures_in(int(o["shape"][-1]), dimension)
+            and int(o["shape"][-1]) != units
         ]
         if not layers or len(mdn) != 1:
             raise ModelFileError(f"{path}: unexpected inputs/outputs for an IMPSY model")
@@ -88,7 +89,7 @@ class LiteRTMDRNN(Predictor):
             dimension=dimension,
             units=units,
             layers=layers,
-            mixtures=int(mdn[0]["shape"][-1]) // (2 * dimension + 1),
+            mixtures=MDNLayout.mixtures_in(int(mdn[0]["shape"][-1]), dimension) or 0,
         )
         self._state = [np.zeros((1, units), np.float32) for _ in range(2 * layers)]
         super().__init__(sigmatemp=sigmatemp, pitemp=pitemp, seed=seed)

@@ -47,6 +47,13 @@ class MDNLayout:
     def width(self) -> int:
         return self.mixtures * (2 * self.dimension + 1)
 
+    @staticmethod
+    def mixtures_in(width: int, dimension: int) -> int | None:
+        """How many mixtures an MDN vector ``width`` values wide holds (None: no whole
+        number of them fits)."""
+        per_mixture = 2 * dimension + 1  # a mu and a sigma per dimension, one logit
+        return width // per_mixture if width % per_mixture == 0 else None
+
     @property
     def widths(self) -> dict[str, int]:
         """Each head's output width, in ``HEADS`` order."""
