@@ -135,7 +135,13 @@ if [ "$rtmidi_from_source" -eq 1 ]; then
 fi
 mkdir -p "$root$prefix"
 "$python" -m venv "$root$venv"
-"$root$venv/bin/python" -m pip install --quiet --upgrade "$source_spec"
+# The 'impsy' extra (h5py) lets the instrument play IMPSY .h5/.keras models uploaded
+# through its web UI; a requirement given with --from names its own extras.
+install_spec=$source_spec
+if [ -e "$source_spec" ]; then
+    install_spec="${source_spec}[impsy]"
+fi
+"$root$venv/bin/python" -m pip install --quiet --upgrade "$install_spec"
 version=$("$root$venv/bin/antiphon" --version)
 echo "$version"
 

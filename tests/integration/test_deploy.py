@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from antiphon import config as config_schema
+from samples import IMPSY
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -182,6 +183,14 @@ def test_docker_build_script_makes_a_working_environment(tmp_path, wheel):
         check=True,
     )
     assert check.stdout.strip() == "False"  # the image's base install has no ML framework
+    h5 = next((IMPSY / "models").glob("*dim4*.h5"), None) if IMPSY.is_dir() else None
+    if h5 is not None:  # an IMPSY model uploaded to the instrument plays: h5py is there
+        info = subprocess.run(
+            [tmp_path / "antiphon" / "bin" / "antiphon", "model", "info", h5],
+            capture_output=True,
+            text=True,
+        )
+        assert info.returncode == 0 and "dimension 4" in info.stdout, info.stderr
 
     workspace = tmp_path / "workspace"
     entry = run_script(
