@@ -292,6 +292,14 @@ def csrf_cookie(token: str) -> str:
     return f"{CSRF_COOKIE}={token}; Path=/; SameSite=Strict"
 
 
+def from_this_site(connection: HTTPConnection) -> bool:
+    """Whether a browser page served by this instrument made the request: an Origin
+    that names this Host (a program sends no Origin, and is not a page)."""
+    return bool(connection.headers.get("origin")) and (
+        _cross_origin(connection, websocket=True) is None
+    )
+
+
 def _cross_origin(request: HTTPConnection, *, websocket: bool = False) -> str | None:
     """A reason to refuse a request whose Origin is another site. A WebSocket has no
     CSRF token, so there an opaque origin ("null": a sandboxed frame, a local file)

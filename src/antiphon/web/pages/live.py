@@ -46,8 +46,9 @@ async def page(request: Request) -> Response:
     return render(request, "live.html", status=engine.status() if engine else None)
 
 
-def hello(engine: Any) -> dict[str, Any]:
-    status = engine.status()
+def hello(engine: Any, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a page needs first: the controls' names, the mode, the model, the clock."""
+    status = status or engine.status()
     return {
         "type": "hello",
         "now": engine.now(),

@@ -48,6 +48,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from antiphon.engine.commands import CommandError
 from antiphon.errors import AntiphonError
+from antiphon.web import security
+from antiphon.web.pages import live
 from antiphon.web.pages.common import in_thread
 from antiphon.web.render import render
 from antiphon.web.security import Refused
@@ -81,36 +83,21 @@ async def page(request: Request) -> Response:
 
 def hello(engine: Any) -> dict[str, Any]:
     status = engine.status()
+    last = status["last_input"]
     return {
-        "type": "hello",
-        "now": engine.now(),
-        "labels": status["labels"],
-        "dimension": status["dimension"],
-        "mode": status["mode"],
-        "paused": status["paused"],
-        "model": status["model"]["name"],
-        "last_input": status["last_input"]["values"] if status["last_input"] else None,
-        **take_state(engine),
+        **live.hello(engine, status),
+        "last_input": last["values"] if last else None,
+        **take_state(status),
     }
 
 
-def take_state(engine: Any) -> dict[str, Any]:
-    status = engine.status()
+def take_state(status: dict[str, Any]) -> dict[str, Any]:
     log = status.get("log")
     return {
         "recording": status.get("take_seconds") is not None,
         "take_seconds": status.get("take_seconds"),
         "log": log.rsplit("/", 1)[-1] if log else None,
     }
-
-
-def same_origin(websocket: WebSocket) -> bool:
-    """The Origin header names the host the page was served from (a small local check
-    until security.py offers one for every socket)."""
-    origin = websocket.headers.get("origin", "")
-    host = websocket.headers.get("host", "")
-    scheme, _, rest = origin.partition("://")
-    return scheme in ("http", "https") and bool(host) and rest.rstrip("/") == host
 
 
 def checked_values(message: Any, controls: int) -> list[float] | str:
@@ -145,7 +132,7 @@ class Bucket:
 
 
 async def socket(websocket: WebSocket) -> None:
-    if not same_origin(websocket):
+    if not security.from_this_site(websocket):
         await websocket.close(code=4403)  # before accepting: the handshake fails
         return
     await websocket.accept()
@@ -247,7 +234,7 @@ async def _take(engine: Any, action: Any) -> dict[str, Any]:
             return {"type": "problem", "message": "a take is started or stopped"}
     except CommandError as exc:
         return {"type": "problem", "message": str(exc)}
-    return {"type": "take", "said": said, **take_state(engine)}
+    return {"type": "take", "said": said, **take_state(engine.status())}
 
 
 async def audition(request: Request) -> Response:
