@@ -90,10 +90,13 @@ class Planned:
         self.values = [0.0 if v < 0.0 else 1.0 if v > 1.0 else v for v in prediction[1:]]
         self.chain = chain  # continues the model's own performance once played
 
-    def wait(self, timescale: float) -> float:
-        """Seconds after the previous event to play it: never under MIN_INTERVAL."""
+    def wait(self, timescale: float, floor: float = 0.0) -> float:
+        """Seconds after the previous event to play it (IMPSY's dt x timescale), at least
+        ``floor``: the model's own performance passes MIN_INTERVAL, so that no timescale
+        can make it play faster than the loop can read its sockets. An answer to the
+        performer needs none (it comes once per input) and waits no longer than IMPSY's."""
         wait = self.dt * timescale
-        return wait if wait > MIN_INTERVAL else MIN_INTERVAL
+        return wait if wait > floor else floor
 
 
 class Engine:
@@ -316,7 +319,7 @@ class Engine:
     def _continue(self, deadline: float, event: list[float]) -> None:
         assert self._schedule is not None
         self._chain = Planned(self.model.generate(event), chain=True)
-        self._schedule.push(deadline + self._chain.wait(self.timescale), self._chain)
+        self._schedule.push(deadline + self._chain.wait(self.timescale, MIN_INTERVAL), self._chain)
 
     # -- mode changes -----------------------------------------------------------------------
     def _silence(self) -> None:
