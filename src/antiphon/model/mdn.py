@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from antiphon.limits import DEFAULT_SIGMATEMP
 from antiphon.model.presets import SIGMA_EPSILON, MDNLayout
 
 A = TypeVar("A")  # a NumPy array or a PyTorch tensor
@@ -73,7 +74,7 @@ class MixtureSampler:
         mixtures: int,
         *,
         pitemp: float = 1.0,
-        sigmatemp: float = 0.01,
+        sigmatemp: float = DEFAULT_SIGMATEMP,
         rng: np.random.Generator | None = None,
     ) -> None:
         self.dimension = dimension

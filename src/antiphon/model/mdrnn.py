@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from antiphon.limits import DEFAULT_SIGMATEMP
 from antiphon.model.mdn import MixtureSampler, sigma_activation
 from antiphon.model.presets import HEADS, MIN_DT, SCALE_FACTOR, Architecture
 
@@ -223,7 +224,7 @@ class MDRNN(Predictor):
         self,
         weights: Weights,
         *,
-        sigmatemp: float = 0.01,
+        sigmatemp: float = DEFAULT_SIGMATEMP,
         pitemp: float = 1.0,
         seed: int | None = None,
     ) -> None:
