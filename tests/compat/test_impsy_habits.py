@@ -27,9 +27,7 @@ from antiphon.engine.schedule import new_event_loop
 from antiphon.engine.setup import prepare
 from antiphon.io import websocket
 from antiphon.io.midiwire import Parser
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
+from workspaces import save_model
 
 PD_CONFIG = "pd-workshop-example.toml"
 
@@ -244,10 +242,7 @@ def test_dataset_o_and_f_write_where_impsy_users_say(tmp_path, monkeypatch):
 def test_models_and_datasets_are_written_readable_by_all_like_logs(tmp_path):
     before = os.umask(0o077)  # a strict umask must not make them private
     try:
-        model = files.save(
-            tmp_path / "m.safetensors",
-            files.ModelFile(Weights.random(Architecture.from_size(3, "xxs"), 0)),
-        )
+        model = save_model(tmp_path / "m.safetensors", 3, "xxs")
         events = np.full((4, 3), 0.5, np.float32)
         data = datasets.Dataset.from_performances([events])
         saved = [datasets.save(tmp_path / f"{f}.npz", data, f) for f in ("antiphon", "impsy")]
@@ -263,7 +258,7 @@ def test_callresponse_answers_from_the_start_until_the_performer_plays(tmp_path)
     the start, from a neutral first event, and stop as soon as the performer plays."""
     path = tmp_path / "config.toml"
     model = tmp_path / "m.safetensors"
-    files.save(model, files.ModelFile(Weights.random(Architecture.from_size(4, "xxs"), 0)))
+    save_model(model, 4, "xxs")
     path.write_text(
         f'[interaction]\nmode = "callresponse"\nthreshold = 0.2\n'
         f'[model]\ndimension = 4\nfile = "{model}"\ntimescale = 0.05\n' + local_ports()

@@ -17,9 +17,7 @@ from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
 from antiphon.data.performer import write_logs
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
+from workspaces import save_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -245,10 +243,7 @@ def test_switching_mode_from_the_control_page(page, instrument):
 
 
 def test_upload_a_model_and_use_it(page, instrument, tmp_path):
-    model = files.save(
-        tmp_path / "fresh.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(4, "xs"), 7)),
-    )
+    model = save_model(tmp_path / "fresh.safetensors", 4, "xs", seed=7)
     page.goto(f"{instrument.url}/models")
     page.set_input_files('input[type="file"]', str(model))
     page.click('button:text-is("Upload")')

@@ -8,7 +8,7 @@ import json
 import math
 
 import pytest
-from peers import OSCPeer, Ports, model_file, play, running, until, write_config
+from peers import OSCPeer, Ports, play, running, until, write_config
 
 from antiphon.config import ConfigError
 from antiphon.data.logs import read_log
@@ -16,6 +16,7 @@ from antiphon.engine import engine as engine_module
 from antiphon.engine.commands import CommandError
 from antiphon.engine.setup import Overrides
 from antiphon.errors import AntiphonError
+from workspaces import model_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,7 +47,7 @@ def test_callresponse_listens_while_the_performer_plays_then_answers(tmp_path):
     async def scenario():
         ports = Ports()
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=threshold)
+        config = write_config(tmp_path, ports, model=model_in(tmp_path), threshold=threshold)
         async with running(config, Overrides(seed=1)) as engine:
             await until(lambda: engine.outputs >= 1)
             assert engine.inputs == 0  # nobody has played: it plays from the start
@@ -79,7 +80,7 @@ def test_callresponse_can_wait_for_the_performer(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=0.1)
+        config = write_config(tmp_path, ports, model=model_in(tmp_path), threshold=0.1)
         config.write_text(
             config.read_text().replace(
                 "[interaction]\n", "[interaction]\nwait_for_performer = true\n"
@@ -99,7 +100,7 @@ def test_polyphony_answers_each_event_once(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(seed=2, timescale=0.1)) as engine:
             assert engine.outputs == 0 and nothing_pending(engine)
             for i in range(20):
@@ -117,7 +118,7 @@ def test_battle_plays_from_the_start_and_is_not_steered_by_the_performer(tmp_pat
     async def outputs(with_performer: bool) -> list[list[float]]:
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
         async with running(config, Overrides(seed=3, timescale=2)) as engine:
             played = []
             while len(played) < 30:
@@ -138,7 +139,7 @@ def test_useronly_logs_and_passes_through_but_never_plays(tmp_path):
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
         config = write_config(
-            tmp_path, ports, mode="useronly", model=model_file(tmp_path), input_thru=True
+            tmp_path, ports, mode="useronly", model=model_in(tmp_path), input_thru=True
         )
         async with running(config) as engine:
             for i in range(5):
@@ -159,7 +160,7 @@ def test_live_mode_switching_on_the_osc_port_and_the_command_port(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="useronly", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="useronly", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=3)) as engine:
             assert nothing_pending(engine)
             performer.send(ports.server, "/impsy/mode", "battle")
@@ -182,7 +183,7 @@ def test_commands_pause_reset_temperatures_and_timescale(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=2)) as engine:
             await synth.next(10.0)
             performer.send(ports.server, "/impsy/pause", 1)
@@ -219,7 +220,7 @@ def test_timescale_and_absolute_deadlines(tmp_path, monkeypatch):
 
     async def scenario():
         ports = Ports()
-        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=3, seed=4)) as engine:
             with engine.subscribe() as events:
                 outputs = []
@@ -244,7 +245,7 @@ def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeyp
     async def scenario():
         ports = Ports()
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         before = now()
         async with running(config) as engine:
             after = now()
@@ -271,7 +272,7 @@ def test_bad_input_is_dropped_or_repaired_counted_and_never_stops_the_music(tmp_
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=0.001)) as engine:
             port = ports.server
             for _ in range(50):
@@ -303,7 +304,7 @@ def test_a_flood_of_input_cannot_grow_memory(tmp_path):
     async def scenario():
         ports = Ports()
         _synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=50)) as engine:  # answers come late
             with engine.subscribe(maxsize=16) as slow_observer:
                 longest = 0
@@ -327,7 +328,7 @@ def test_monitor_stream_and_prediction_log(tmp_path):
         ports = Ports()
         monitor = await OSCPeer.listen(ports.monitor)
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=0.01)) as engine:
             for _ in range(3):
                 performer.send(ports.server, "/interface", 0.25, 0.5, 0.75)
@@ -348,7 +349,7 @@ def test_reload_applies_a_new_config_and_keeps_playing_when_it_is_bad(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        model = model_file(tmp_path)
+        model = model_in(tmp_path)
         config = write_config(tmp_path, ports, mode="useronly", model=model)
         async with running(config) as engine:
             with engine.subscribe() as events:
@@ -377,7 +378,7 @@ def test_status_snapshot_for_a_dashboard(tmp_path):
     async def scenario():
         ports = Ports()
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=0.01)) as engine:
             for _ in range(5):
                 performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)
@@ -414,7 +415,7 @@ def test_reload_keeps_a_channel_whose_new_port_is_taken(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        model = model_file(tmp_path)
+        model = model_in(tmp_path)
         config = write_config(tmp_path, ports, mode="polyphony", model=model)
         async with running(config, Overrides(timescale=0.01)) as engine:
             busy = await OSCPeer.listen()  # someone else holds the port we move to

@@ -6,11 +6,12 @@ import asyncio
 import socket
 
 import pytest
-from peers import OSCPeer, free_port, model_file, play
+from peers import OSCPeer, free_port, play
 
 from antiphon.engine.instrument import Instrument
 from antiphon.engine.setup import prepare
 from antiphon.model import loader
+from workspaces import model_in
 
 
 def _free_ports(setup, tmp_path) -> None:
@@ -55,7 +56,7 @@ def bundled(tmp_path, monkeypatch):
     folder = tmp_path / "bundled"
     folder.mkdir()
     for dimension in (4, 9):
-        model_file(tmp_path, dimension).rename(folder / f"default-dim{dimension}.safetensors")
+        model_in(tmp_path, dimension).rename(folder / f"default-dim{dimension}.safetensors")
     monkeypatch.setattr(loader, "BUNDLED", folder)
 
 

@@ -7,11 +7,12 @@ import threading
 
 import mido
 import pytest
-from peers import OSCPeer, Ports, model_file, play, running, until, write_config
+from peers import OSCPeer, Ports, play, running, until, write_config
 
 from antiphon.engine.setup import Overrides
 from antiphon.io import midi
 from antiphon.io.midiwire import MAX_SYSEX
+from workspaces import model_in
 
 
 class FakeOutput(mido.ports.BaseOutput):
@@ -91,9 +92,7 @@ def test_midi_ports_mapping_thru_feedback_and_hotplug(tmp_path, monkeypatch):
     monkeypatch.setattr(midi, "open_backend", lambda: fake)
     monkeypatch.setattr(midi, "WATCH_INTERVAL", 0.05)
     ports = Ports()
-    config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
-    )
+    config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path), extra=CONFIG)
     volca = fake.sent["Volca FM:Volca FM MIDI 1 28:0"]
     s1 = fake.sent["S-1:S-1 MIDI 1 24:0"]
 
@@ -157,9 +156,7 @@ def test_without_a_midi_system_the_other_channels_play(tmp_path, monkeypatch):
 
     monkeypatch.setattr(midi, "open_backend", no_alsa)
     ports = Ports()
-    config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
-    )
+    config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path), extra=CONFIG)
 
     async def scenario():
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
@@ -196,7 +193,7 @@ def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for
         tmp_path,
         ports,
         mode="polyphony",
-        model=model_file(tmp_path),
+        model=model_in(tmp_path),
         extra=CONFIG.replace("thru_matrix", "thru_raw = true\nthru_matrix"),
     )
     s1_sent = fake.sent[s1]

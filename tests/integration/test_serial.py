@@ -12,9 +12,10 @@ from pathlib import Path
 
 import mido
 import pytest
-from peers import Ports, model_file, play, running, until, write_config
+from peers import Ports, play, running, until, write_config
 
 from antiphon.engine.setup import Overrides
+from workspaces import model_in
 
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is missing")
 
@@ -114,9 +115,7 @@ def cable(tmp_path):
 def test_serial_text_both_ways_with_garbage_and_a_replugged_device(tmp_path, cable):
     ports = Ports()
     extra = f'[serial]\nport = "{cable.device}"\nbaudrate = 115200\n'
-    config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=extra
-    )
+    config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path), extra=extra)
 
     async def scenario():
         async with running(config, Overrides(timescale=0.001)) as engine:
@@ -180,9 +179,7 @@ def test_serial_midi_bytes_both_ways_and_note_off_on_stop(tmp_path, cable):
         f"{SERIALMIDI_INPUT}"
         'output = [["note_on", 3], ["control_change", 3, 42], ["control_change", 3, 43, 0, 13]]\n'
     )
-    config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=extra
-    )
+    config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path), extra=extra)
 
     async def scenario():
         async with running(config, Overrides(timescale=0.001)) as engine:

@@ -8,12 +8,13 @@ import socket
 
 import pytest
 import tomlkit
-from peers import Ports, free_port, model_file, play, running, until, write_config
+from peers import Ports, free_port, play, running, until, write_config
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from antiphon.engine.setup import Overrides
 from antiphon.io.websocket import MAX_BUFFERED, MAX_CLIENTS, MAX_FRAME, parse
+from workspaces import model_in
 
 MAPPING = '[["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 43, 0, 13]]'
 
@@ -24,7 +25,7 @@ def config_with_websocket(tmp_path, mode: str = "polyphony") -> tuple[object, st
         f'[websocket]\nserver_ip = "127.0.0.1"\nserver_port = {port}\n'
         f"input = {MAPPING}\noutput = {MAPPING}\n"
     )
-    config = write_config(tmp_path, ports, mode=mode, model=model_file(tmp_path), extra=extra)
+    config = write_config(tmp_path, ports, mode=mode, model=model_in(tmp_path), extra=extra)
     return config, f"ws://127.0.0.1:{port}"
 
 

@@ -4,67 +4,30 @@ import html
 import io
 import re
 import zipfile
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 import tomlkit
 from starlette.testclient import TestClient
 
 from antiphon import config as config_schema
-from antiphon.data.logs import LogWriter
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
 from antiphon.web.app import create_app
 from antiphon.web.config_file import KEEP, history
-from antiphon.workspace import Workspace, init
-
-HTML = {"accept": "text/html"}
-LOCAL = "http://localhost"  # the web UI answers only to names of this computer
-
-
-def write_log(folder, dimension, start, events=50):
-    with LogWriter(folder, dimension, started=start) as writer:
-        for i in range(events):
-            values = [(i % 10) / 10] * (dimension - 1)
-            writer.write("interface", values, start + timedelta(seconds=i * 0.1))
-    return writer.path
-
-
-def model_file(path, *, dimension=9, size="xxs", seed):
-    """An untrained model saved at ``path``."""
-    return files.save(
-        path, files.ModelFile(Weights.random(Architecture.from_size(dimension, size), seed))
-    )
+from webclient import HTML, LOCAL, token
+from workspaces import save_model, write_log
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    init(tmp_path / "ws")
-    ws = Workspace(tmp_path / "ws")
-    write_log(ws.logs, 9, datetime(2024, 5, 1, 14, 30))
-    write_log(ws.logs, 9, datetime(2024, 5, 2, 9, 0), events=20)
-    files.save(
-        ws.models / "nine.safetensors",
-        files.ModelFile(
-            Weights.random(Architecture.from_size(9, "xs"), 0),
-            {"training": {"best_val_nll_scaled": -1.5, "dataset": "mine"}},
-        ),
-    )
-    model_file(ws.models / "four.safetensors", dimension=4, size="xs", seed=0)
-    (ws.datasets / "training-dataset-9d.npz").write_bytes(b"not really a dataset")
-    return ws
-
-
-@pytest.fixture
-def client(workspace):
-    with TestClient(create_app(workspace), base_url=LOCAL) as c:
-        c.get("/")  # receive the CSRF cookie, as a browser does
-        yield c
-
-
-def token(client):
-    return client.cookies.get("antiphon_csrf")
+def workspace(workspace):
+    """The shared fresh workspace, with two logs of dimension 9, a model of dimension 9
+    (with training metadata) and one of dimension 4, and a dataset that is not one."""
+    write_log(workspace.logs, datetime(2024, 5, 1, 14, 30), events=50)
+    write_log(workspace.logs, datetime(2024, 5, 2, 9, 0), events=20)
+    training = {"training": {"best_val_nll_scaled": -1.5, "dataset": "mine"}}
+    save_model(workspace.models / "nine.safetensors", 9, "xs", metadata=training)
+    save_model(workspace.models / "four.safetensors", 4, "xs")
+    (workspace.datasets / "training-dataset-9d.npz").write_bytes(b"not really a dataset")
+    return workspace
 
 
 def test_every_page_renders(client):
@@ -211,13 +174,13 @@ def upload(client, name, content):
 
 
 def test_model_upload_is_validated_before_it_is_kept(client, workspace, tmp_path):
-    good = model_file(tmp_path / "new.safetensors", seed=1)
+    good = save_model(tmp_path / "new.safetensors", 9, "xxs", seed=1)
     response = upload(client, "new.safetensors", good.read_bytes())
     assert response.status_code == 200 and "Uploaded new.safetensors" in response.text
     assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
     again = upload(client, "new.safetensors", good.read_bytes())
     assert again.status_code == 200 and "already here, exactly the same" in again.text
-    other = model_file(tmp_path / "other.safetensors", seed=2)
+    other = save_model(tmp_path / "other.safetensors", 9, "xxs", seed=2)
     different = upload(client, "new.safetensors", other.read_bytes())
     assert different.status_code == 409 and "never overwritten" in different.text
     assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
@@ -484,7 +447,7 @@ def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path)
     logs = client.get("/api/logs").json()
     assert {e["name"] for e in logs} == {p.name for p in workspace.logs.iterdir()}
     assert all(e["size"] > 0 and "mtime" in e for e in logs)
-    model = model_file(tmp_path / "api.safetensors", seed=2)
+    model = save_model(tmp_path / "api.safetensors", 9, "xxs", seed=2)
     created = client.post(
         "/api/models", headers=headers, files={"file": ("api.safetensors", model.read_bytes())}
     )
