@@ -27,7 +27,7 @@ from antiphon.engine.schedule import new_event_loop
 from antiphon.engine.setup import prepare
 from antiphon.io import websocket
 from antiphon.io.midiwire import Parser
-from workspaces import save_model
+from workspaces import edit_config, save_model
 
 PD_CONFIG = "pd-workshop-example.toml"
 
@@ -108,7 +108,7 @@ def test_a_client_address_that_does_not_resolve_is_an_error_with_what_is_used(
     """IMPSY's Docker workshop config sends to host.docker.internal; outside Docker that
     name does not resolve (made so here without asking any name server)."""
     config = impsy_project(tmp_path, impsy_dir)
-    text = config.read_text().replace("server_port = 6000", f"server_port = {free_port()}")
+    text = edit_config(config, {"osc.server_port": free_port()})
     config.write_text(text + local_ports())
     real = socket.getaddrinfo
 

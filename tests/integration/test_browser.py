@@ -17,7 +17,7 @@ from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
 from antiphon.data.performer import write_logs
-from workspaces import save_model
+from workspaces import edited, save_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -261,13 +261,13 @@ def test_a_config_with_an_error_is_rejected(page, instrument):
     page.goto(f"{instrument.url}/config")
     shot(page, "config")
     text = page.input_value("textarea")
-    page.fill("textarea", text.replace("threshold = 0.1 ", "threshold = -3 "))
+    page.fill("textarea", edited(text, {"interaction.threshold": -3}))
     page.click('button[value="apply"]')
     page.wait_for_selector("text=Not saved")
     assert "interaction.threshold" in page.locator(".problem").inner_text()
     assert instrument.workspace.config_path.read_text() == before
     shot(page, "config-error")
-    page.fill("textarea", text.replace("threshold = 0.1 ", "threshold = 0.4 "))
+    page.fill("textarea", edited(text, {"interaction.threshold": 0.4}))
     page.click('button[value="apply"]')
     page.wait_for_selector("text=The engine reloaded it")
     assert instrument.http.get("/api/status").json()["engine"]["threshold"] == 0.4
@@ -295,7 +295,7 @@ def test_a_password_asks_for_a_login(page, instrument):
     text = instrument.workspace.config_path.read_text()
     saved = instrument.http.put(
         "/api/config",
-        content=text.replace('# password = "choose-one"', 'password = "s3cret"'),
+        content=edited(text, adding={"webui.password": "s3cret"}),
         headers={"x-csrf-token": instrument.http.cookies["antiphon_csrf"]},
     )
     assert saved.status_code == 200, saved.text

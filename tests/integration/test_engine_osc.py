@@ -16,7 +16,7 @@ from antiphon.engine import engine as engine_module
 from antiphon.engine.commands import CommandError
 from antiphon.engine.setup import Overrides
 from antiphon.errors import AntiphonError
-from workspaces import model_in
+from workspaces import edit_config, edited, model_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,11 +81,7 @@ def test_callresponse_can_wait_for_the_performer(tmp_path):
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
         config = write_config(tmp_path, ports, model=model_in(tmp_path), threshold=0.1)
-        config.write_text(
-            config.read_text().replace(
-                "[interaction]\n", "[interaction]\nwait_for_performer = true\n"
-            )
-        )
+        edit_config(config, adding={"interaction.wait_for_performer": True})
         async with running(config, Overrides(seed=1)) as engine:
             assert engine.wait_for_performer
             assert nothing_pending(engine) and engine.outputs == 0  # nobody played: it waits
@@ -360,13 +356,13 @@ def test_reload_applies_a_new_config_and_keeps_playing_when_it_is_bad(tmp_path):
                 kinds = [e.kind for e in events.drain()]
                 assert "reload" in kinds
             text = config.read_text()
-            config.write_text(text.replace('mode = "battle"', 'mode = "solo"'))
+            config.write_text(edited(text, {"interaction.mode": "solo"}))
             with pytest.raises(ConfigError, match="interaction.mode"):
                 await engine.reload()
             played = engine.outputs
             await until(lambda: engine.outputs > played)  # still playing the old setup
             assert engine.mode == "battle"
-            config.write_text(text.replace(str(model), str(tmp_path / "missing.safetensors")))
+            config.write_text(edited(text, {"model.file": str(tmp_path / "missing.safetensors")}))
             with pytest.raises(Exception, match="missing.safetensors"):
                 await engine.reload()
             assert any("reload failed" in m for _, m in engine.warnings.recent)
@@ -420,10 +416,7 @@ def test_reload_keeps_a_channel_whose_new_port_is_taken(tmp_path):
         async with running(config, Overrides(timescale=0.01)) as engine:
             busy = await OSCPeer.listen()  # someone else holds the port we move to
             taken = busy.transport.get_extra_info("sockname")[1]
-            text = config.read_text()
-            config.write_text(
-                text.replace(f"server_port = {ports.server}", f"server_port = {taken}")
-            )
+            edit_config(config, {"osc.server_port": taken})
             await engine.reload()
             assert any("keeping the previous [osc]" in m for _, m in engine.warnings.recent)
             performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)  # the old port still works

@@ -13,6 +13,7 @@ import pytest
 from peers import Instrument
 
 from antiphon.io.osc import message
+from workspaces import edited
 
 
 def stops_cleanly(instrument: Instrument, within: float = 3.0) -> str:
@@ -126,7 +127,7 @@ def test_a_config_that_cannot_play_keeps_the_web_ui_up_to_fix_it(player):
     assert status["playing"] is False and "dimension-4 model" in status["problem"]
     page = instrument.http.get("/", headers={"accept": "text/html"}).text
     assert "Not playing:" in page and "dimension-4 model" in page
-    fixed = instrument.workspace.config_path.read_text().replace("dimension = 9", "dimension = 4")
+    fixed = edited(instrument.workspace.config_path.read_text(), {"model.dimension": 4})
     token = {"x-csrf-token": instrument.http.cookies["antiphon_csrf"]}
     applied = instrument.http.put(
         "/api/config", params={"apply": "1"}, content=fixed, headers=token

@@ -12,7 +12,7 @@ from peers import OSCPeer, Ports, play, running, until, write_config
 from antiphon.engine.setup import Overrides
 from antiphon.io import midi
 from antiphon.io.midiwire import MAX_SYSEX
-from workspaces import model_in
+from workspaces import edit_config, edited, model_in
 
 
 class FakeOutput(mido.ports.BaseOutput):
@@ -194,8 +194,9 @@ def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for
         ports,
         mode="polyphony",
         model=model_in(tmp_path),
-        extra=CONFIG.replace("thru_matrix", "thru_raw = true\nthru_matrix"),
+        extra=CONFIG,
     )
+    edit_config(config, adding={"midi.thru_raw": True})
     s1_sent = fake.sent[s1]
 
     async def scenario():
@@ -231,7 +232,7 @@ def _quneo_and_s1(tmp_path, impsy_dir, monkeypatch, *, raw: bool):
     text = (impsy_dir / "configs" / "roland-s-1-quneo.toml").read_text()
     assert 'thru_matrix."QuNeo" = ["S-1"]' in text
     if raw:
-        text = text.replace("[midi]\n", "[midi]\nthru_raw = true\n", 1)
+        text = edited(text, adding={"midi.thru_raw": True})
     models = tmp_path / "models"
     models.mkdir()
     name = "musicMDRNN-dim9-layers2-units64-mixtures5-scale10.tflite"

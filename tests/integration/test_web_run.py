@@ -14,6 +14,8 @@ import pytest
 from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
+from workspaces import edited
+
 websockets = pytest.importorskip("websockets")
 
 
@@ -74,14 +76,14 @@ def test_a_bad_config_is_refused_and_the_engine_keeps_playing(instrument):
         "/api/config",
         params={"apply": "1"},
         headers=token,
-        content=text.replace('mode = "callresponse"', 'mode = "x"'),
+        content=edited(text, {"interaction.mode": "x"}),
     )
     assert refused.status_code == 422
     applied = instrument.http.put(
         "/api/config",
         params={"apply": "1"},
         headers=token,
-        content=text.replace("threshold = 0.1 ", "threshold = 0.5 "),
+        content=edited(text, {"interaction.threshold": 0.5}),
     )
     assert applied.status_code == 200, applied.text
     assert instrument.http.get("/api/status").json()["engine"]["threshold"] == 0.5

@@ -14,7 +14,7 @@ from antiphon import config as config_schema
 from antiphon.web.app import create_app
 from antiphon.web.config_file import KEEP, history
 from webclient import HTML, LOCAL, token
-from workspaces import save_model, write_log
+from workspaces import edit_config, edited, save_model, write_log
 
 
 @pytest.fixture
@@ -231,7 +231,7 @@ def test_use_refuses_a_model_of_another_dimension(client, workspace):
 
 def test_config_editor_rejects_invalid_text_and_leaves_the_file(client, workspace):
     before = workspace.config_path.read_text()
-    bad = before.replace('mode = "callresponse"', 'mode = "solo"')
+    bad = edited(before, {"interaction.mode": "solo"})
     response = client.post(
         "/config", data={"csrf_token": token(client), "text": bad, "action": "save"}, headers=HTML
     )
@@ -242,14 +242,14 @@ def test_config_editor_rejects_invalid_text_and_leaves_the_file(client, workspac
 
 def test_config_editor_saves_and_keeps_the_previous_config(client, workspace):
     before = workspace.config_path.read_text()
-    edited = before.replace("threshold = 0.1 ", "threshold = 0.25 ")
+    changed = edited(before, {"interaction.threshold": 0.25})
     response = client.post(
         "/config",
-        data={"csrf_token": token(client), "text": edited, "action": "save"},
+        data={"csrf_token": token(client), "text": changed, "action": "save"},
         headers=HTML,
     )
     assert response.status_code == 200 and "Saved config.toml" in response.text
-    assert workspace.config_path.read_text() == edited
+    assert workspace.config_path.read_text() == changed
     [kept] = history(workspace.config_path)
     assert kept.read_text() == before and kept.name in response.text  # offered to restore
     assert config_schema.load(workspace.config_path).interaction.threshold == 0.25
@@ -257,9 +257,10 @@ def test_config_editor_saves_and_keeps_the_previous_config(client, workspace):
 
 def test_an_earlier_config_can_be_restored(client, workspace):
     first = workspace.config_path.read_text()
-    for threshold in ("0.2", "0.3"):
-        text = first.replace("threshold = 0.1 ", f"threshold = {threshold} ")
-        client.put("/api/config", content=text, headers={"x-csrf-token": token(client)})
+    for threshold in (0.2, 0.3):
+        text = edited(first, {"interaction.threshold": threshold})
+        saved = client.put("/api/config", content=text, headers={"x-csrf-token": token(client)})
+        assert saved.status_code == 200, saved.text
     oldest = history(workspace.config_path)[-1]
     assert oldest.read_text() == first
     response = client.post(
@@ -277,24 +278,24 @@ def test_an_earlier_config_can_be_restored(client, workspace):
 def test_the_history_keeps_the_last_few_configs(client, workspace):
     text = workspace.config_path.read_text()
     for i in range(KEEP + 3):
-        edited = text.replace("threshold = 0.1 ", f"threshold = 0.{i + 10} ")
+        changed = edited(text, {"interaction.threshold": round(0.2 + i / 100, 2)})
         response = client.put(
-            "/api/config", content=edited, headers={"x-csrf-token": token(client)}
+            "/api/config", content=changed, headers={"x-csrf-token": token(client)}
         )
         assert response.status_code == 200
     assert len(history(workspace.config_path)) == KEEP
 
 
 @pytest.mark.parametrize(
-    ("model_line", "reason"),
+    ("model", "reason"),
     [
-        ('file = "models/four.safetensors"', "dimension-4 model"),
-        ('file = "models/missing.safetensors"', "no such model file"),
+        ("models/four.safetensors", "dimension-4 model"),
+        ("models/missing.safetensors", "no such model file"),
     ],
 )
-def test_a_config_that_cannot_play_is_never_saved(client, workspace, model_line, reason):
+def test_a_config_that_cannot_play_is_never_saved(client, workspace, model, reason):
     before = workspace.config_path.read_text()
-    broken = before.replace("[model]\n", f"[model]\n{model_line}\n", 1)
+    broken = edited(before, adding={"model.file": model})
     csrf = {"x-csrf-token": token(client)}
     response = client.put("/api/config?apply=1", content=broken, headers=csrf)
     assert response.status_code == 422 and reason in response.json()["error"]
@@ -382,10 +383,7 @@ def test_setup_form_grows_mapping_rows_with_the_dimension(client):
 
 
 def test_password_protects_every_page(workspace):
-    text = workspace.config_path.read_text().replace(
-        '# password = "choose-one"', 'password = "s3cret"'
-    )
-    workspace.config_path.write_text(text)
+    edit_config(workspace.config_path, adding={"webui.password": "s3cret"})
     with TestClient(create_app(workspace), base_url=LOCAL) as c:
         page = c.get("/logs", headers=HTML, follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/login?next=/logs"
@@ -408,15 +406,18 @@ def test_password_protects_every_page(workspace):
 
 def test_changing_the_password_logs_everyone_out(workspace):
     path = workspace.config_path
-    path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "one"'))
+    edit_config(path, adding={"webui.password": "one"})
     with TestClient(create_app(workspace), base_url=LOCAL) as c:
         c.get("/login")
         c.post("/login", data={"csrf_token": token(c), "password": "one"})
         assert c.get("/api/status").status_code == 200
-        new = path.read_text().replace('password = "one"', 'password = "two"')
+        new = edited(path.read_text(), {"webui.password": "two"})
         saved = c.post("/config", data={"csrf_token": token(c), "text": new, "action": "save"})
         assert saved.status_code in (200, 401)
         assert c.get("/api/status").status_code == 401
+        c.get("/login")
+        again = c.post("/login", data={"csrf_token": token(c), "password": "two"})
+        assert again.status_code == 200 and c.get("/api/status").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -466,7 +467,7 @@ def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path)
 
 def test_health_check_answers_without_a_login(workspace):
     path = workspace.config_path
-    path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "p"'))
+    edit_config(path, adding={"webui.password": "p"})
     with TestClient(create_app(workspace), base_url=LOCAL) as c:
         assert c.get("/healthz").json() == {"ok": True, "playing": False}
         assert c.get("/api/logs").status_code == 401
@@ -486,7 +487,7 @@ def test_a_config_that_would_lock_out_the_laptop_is_refused(workspace):
         )
         assert refused.status_code == 422 and "would let only this computer" in refused.text
         assert workspace.config_path.read_text() == text
-        reachable = text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1)
+        reachable = edited(text, {"webui.host": "0.0.0.0"})
         put = laptop.put("/api/config", content=reachable, headers={"x-csrf-token": token(laptop)})
         assert put.status_code == 200 and workspace.config_path.read_text() == reachable
     with TestClient(
