@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import pytest
-from peers import OSCPeer, free_port, play
+from peers import OSCPeer, free_port, play, until
 
 from antiphon.engine.instrument import Instrument
 from antiphon.engine.setup import prepare
@@ -40,9 +39,10 @@ async def _start_and_play(setup) -> tuple[Instrument, list[str]]:
             performer.send(
                 setup.config.osc.server_port, "/interface", *[0.5] * (engine.dimension - 1)
             )
-            await asyncio.sleep(0.05)
-            assert engine.inputs == 1
-        await asyncio.sleep(0.15)  # past the call-and-response threshold
+            await until(lambda: engine.inputs == 1)
+        if setup.predictor is not None and engine.mode == "callresponse":
+            played = engine.outputs
+            await until(lambda: engine.outputs > played)  # it answered, after the threshold
         status = engine.status()
         assert status["mode"] in ("callresponse", "useronly")
     finally:
