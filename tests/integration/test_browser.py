@@ -84,7 +84,7 @@ def play(instrument: Instrument, seconds: float) -> threading.Thread:
             phase = (i % 50) / 50
             client.send_message("/interface", [phase, 1 - phase, abs(0.5 - phase) * 2])
             i += 1
-            time.sleep(0.06)
+            time.sleep(0.06)  # pacing: the performer's playing
 
     thread = threading.Thread(target=perform, daemon=True)
     thread.start()
@@ -127,7 +127,7 @@ def test_playing_on_the_play_page_is_answered_heard_and_logged(page, instrument)
     page.mouse.down()
     for i in range(30):  # a drag across the first control: one input per move
         page.mouse.move(track["x"] + track["width"] * (0.1 + 0.02 * i), middle)
-        time.sleep(0.02)
+        time.sleep(0.02)  # pacing: the performer's playing
     page.mouse.up()
     wait_for_browser_input(instrument, lambda values: abs(values[0] - 0.68) < 0.03)
     # the model's answers reach the audio graph: the voice's pitch follows the last one

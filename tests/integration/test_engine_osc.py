@@ -54,7 +54,7 @@ def test_callresponse_listens_while_the_performer_plays_then_answers(tmp_path):
             with engine.subscribe(maxsize=4096) as events:
                 for i in range(8):
                     performer.send(ports.server, "/interface", i / 8, 0.5, 0.9)
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)  # pacing: the performer's playing
                 await until(lambda: engine.inputs == 8)
                 playing = engine.outputs
                 await until(lambda: engine.outputs >= playing + 4)  # it answered, went on
@@ -101,7 +101,7 @@ def test_polyphony_answers_each_event_once(tmp_path):
             assert engine.outputs == 0 and nothing_pending(engine)
             for i in range(20):
                 performer.send(ports.server, "/interface", i / 20, 1 - i / 20, 0.5)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # pacing: the performer's playing
             answers = impsy(await heard(synth, 20))
             await until(lambda: nothing_pending(engine))
             assert len(answers) == 20 and engine.outputs == engine.inputs == 20
@@ -140,7 +140,7 @@ def test_useronly_logs_and_passes_through_but_never_plays(tmp_path):
         async with running(config) as engine:
             for i in range(5):
                 performer.send(ports.server, "/interface", 0.25, 0.5, i / 4)
-                await asyncio.sleep(0.03)
+                await asyncio.sleep(0.03)  # pacing: the performer's playing
             thru = impsy(await heard(synth, 5))
             assert engine.outputs == 0 and nothing_pending(engine)  # the thru, nothing else
             log_path = engine.status()["log"]
@@ -249,7 +249,7 @@ def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeyp
             generate = engine.model.generate
             engine.model.generate = lambda event: heard.append(event) or generate(event)
             for pause in (0.0, 0.1, 0.15, 0.4):
-                await asyncio.sleep(pause)
+                await asyncio.sleep(pause)  # pacing: the performer's playing
                 performer.send(ports.server, "/interface", 0.5, 0.5, 0.5)
                 sent.append(now())
             await until(lambda: len(heard) == 4)
@@ -328,7 +328,7 @@ def test_monitor_stream_and_prediction_log(tmp_path):
         async with running(config, Overrides(timescale=0.01)) as engine:
             for _ in range(3):
                 performer.send(ports.server, "/interface", 0.25, 0.5, 0.75)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing: the performer's playing
             seen = await heard(monitor, 6)
             await until(lambda: engine.outputs == 3 and nothing_pending(engine))
             log_path = engine.status()["log"]
@@ -378,7 +378,7 @@ def test_status_snapshot_for_a_dashboard(tmp_path):
         async with running(config, Overrides(timescale=0.01)) as engine:
             for _ in range(5):
                 performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # pacing: the performer's playing
             await until(lambda: engine.outputs == 5)
             status = engine.status()
         assert status["mode"] == "polyphony" and status["dimension"] == 4

@@ -103,7 +103,7 @@ def test_many_unknown_addresses_make_few_warnings_and_no_memory(player):
             for i in range(5000):
                 address = f"/impsy/x{batch}-{i}"
                 sender.sendto(message(address, []), ("127.0.0.1", instrument.osc_port))
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing the flood
             if batch == 1:
                 before = process.memory_info().rss
     instrument.answers()

@@ -164,7 +164,7 @@ def test_remote_drives_a_playing_instrument(tmp_path):
             player.sendto(
                 message("/interface", [0.1 * (i % 10), 0.5, 0.5]), ("127.0.0.1", pi.osc_port)
             )
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: the performer's playing
         player.close()
         deadline = time.monotonic() + 30  # the log writer hands rows to disk in batches
         while not _rows_on_disk(pi.workspace.logs, 20):

@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import mido
@@ -15,6 +14,7 @@ import pytest
 from peers import Ports, play, running, until, write_config
 
 from antiphon.engine.setup import Overrides
+from waiting import wait_until
 from workspaces import model_in
 
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is missing")
@@ -39,10 +39,7 @@ class Cable:
             ],
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 5
-        while not (self.device.exists() and self.far.exists()):
-            assert time.monotonic() < deadline, "socat did not create the pty pair"
-            time.sleep(0.01)
+        wait_until(lambda: self.device.exists() and self.far.exists(), what="socat's pty pair")
         self.fd = os.open(self.far, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
 
     def unplug(self) -> None:

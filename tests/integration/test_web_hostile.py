@@ -255,7 +255,7 @@ def test_live_pages_that_never_read_are_let_go_and_cost_the_music_nothing(answer
         while not stop.is_set():
             for _ in range(20):
                 inputs.send_message("/interface", [0.25, 0.5, 0.75])
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing the flood
 
     flooding = threading.Thread(target=flood)
     url = answering.url.replace("http", "ws", 1) + "/live/ws"

@@ -42,7 +42,7 @@ def test_live_socket_pushes_inputs_and_outputs(instrument):
             client = SimpleUDPClient("127.0.0.1", instrument.osc_port)
             for _ in range(5):
                 client.send_message("/interface", [0.25, 0.5, 0.75])
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing: the performer's playing
             seen: list[dict] = []
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not (
