@@ -86,9 +86,11 @@ def test_browser_pages_from_elsewhere_are_refused_and_native_clients_accepted(tm
                 await connect(url, origin="https://example.org")
             assert refused.value.response.status_code == 403
             assert engine.warnings.counts["websocket-origin"] == 1
-            async with connect(url) as native, connect(url, origin="http://localhost:4000"):
+            async with connect(url) as native, connect(url, origin="http://localhost:4000") as page:
                 await native.send("/channel/1/cc/42/127")
                 await until(lambda: engine.inputs == 1)
+                await page.send("/channel/1/cc/42/0")
+                await until(lambda: engine.inputs == 2)
 
     play(scenario())
 
