@@ -11,12 +11,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import tomlkit
 from pythonosc.osc_packet import OscPacket
 
 from antiphon.engine import instrument
@@ -173,8 +172,11 @@ class Instrument:
         root: Path,
         *extra: str,
         web_port: int | None = None,
-        edit: Callable[[tomlkit.TOMLDocument], None] | None = None,
+        changes: Mapping[str, Any] | None = None,
+        adding: Mapping[str, Any] | None = None,
     ) -> None:
+        """``changes`` and ``adding``: config keys changed or added after the ports and
+        the model are set (as workspaces.edited takes them)."""
         init(root)
         self.workspace = Workspace(root)
         self.osc_port = free_port()
@@ -182,7 +184,7 @@ class Instrument:
         for name, seed in (("a", 0), ("b", 1)):
             save_model(self.workspace.models / f"{name}.safetensors", 4, "xxs", seed)
         self.client_port = free_port()
-        text = edit_config(
+        edit_config(
             self.workspace.config_path,
             {
                 "model.dimension": 4,
@@ -193,11 +195,8 @@ class Instrument:
             },
             adding={"model.file": "models/a.safetensors"},
         )
-        if edit is not None:
-            document = tomlkit.parse(text)
-            edit(document)
-            text = tomlkit.dumps(document)
-        self.workspace.config_path.write_text(text)
+        if changes or adding:
+            edit_config(self.workspace.config_path, changes, adding=adding)
         self.args = [
             sys.executable,
             "-m",

@@ -29,11 +29,12 @@ def stops_cleanly(instrument: Instrument, within: float = 3.0) -> str:
 
 @pytest.fixture
 def player(tmp_path):
-    """Starts `antiphon run` on a workspace whose config ``edit`` changed first."""
+    """Starts `antiphon run` on a workspace whose config was edited first (``changes``,
+    ``adding``: as Instrument takes them)."""
     started: list[Instrument] = []
 
-    def start(edit=None) -> Instrument:
-        instrument = Instrument(tmp_path / f"ws{len(started)}", edit=edit)
+    def start(changes=None, adding=None) -> Instrument:
+        instrument = Instrument(tmp_path / f"ws{len(started)}", changes=changes, adding=adding)
         started.append(instrument)
         return instrument
 
@@ -44,10 +45,7 @@ def player(tmp_path):
 
 
 def test_a_tiny_timescale_in_the_config_cannot_starve_the_loop(player):
-    def a_ten_thousandth(document):
-        document["model"]["timescale"] = 0.0001
-
-    instrument = player(a_ten_thousandth)
+    instrument = player({"model.timescale": 0.0001})
     instrument.wait_ready()
     assert instrument.command("/impsy/mode", "battle").status_code == 200  # plays on its own
     status = instrument.http.get("/api/status").json()["engine"]  # the web UI still answers
@@ -118,10 +116,7 @@ def test_many_unknown_addresses_make_few_warnings_and_no_memory(player):
 
 
 def test_a_config_that_cannot_play_keeps_the_web_ui_up_to_fix_it(player):
-    def a_model_of_another_dimension(document):
-        document["model"]["dimension"] = 9
-
-    instrument = player(a_model_of_another_dimension)
+    instrument = player({"model.dimension": 9})  # the models are of dimension 4
     instrument.wait_ready(playing=False)
     status = instrument.http.get("/api/status").json()["engine"]
     assert status["playing"] is False and "dimension-4 model" in status["problem"]
@@ -141,10 +136,7 @@ def test_a_config_that_cannot_play_keeps_the_web_ui_up_to_fix_it(player):
 
 
 def test_a_config_that_is_not_even_toml_keeps_its_password(player):
-    def protected(document):
-        document["webui"]["password"] = "sesame"
-
-    instrument = player(protected)
+    instrument = player(adding={"webui.password": "sesame"})
     instrument.wait_ready()
     path = instrument.workspace.config_path
     path.write_text(path.read_text() + "\n[model\n")  # hand-edited, then a restart
@@ -157,10 +149,7 @@ def test_a_config_that_is_not_even_toml_keeps_its_password(player):
 
 
 def test_without_the_web_ui_a_config_that_cannot_play_stops_with_its_reason(player):
-    def a_model_of_another_dimension(document):
-        document["model"]["dimension"] = 9
-
-    instrument = player(a_model_of_another_dimension)
+    instrument = player({"model.dimension": 9})  # the models are of dimension 4
     instrument.process.kill()
     instrument.process.wait()
     done = subprocess.run(

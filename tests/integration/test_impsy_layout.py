@@ -19,7 +19,7 @@ from peers import Instrument, free_port, wait_until_up
 
 from antiphon.data.logs import write_events
 from antiphon.workspace import init
-from workspaces import save_model
+from workspaces import edit_config, save_model
 
 NO_DOCKER = """\
 # Outside Docker, host.docker.internal names no machine: answer so at once, as a
@@ -175,9 +175,7 @@ def test_antiphon_web_beside_antiphon_run_says_where_the_web_ui_is(tmp_path):
     try:
         instrument.wait_ready()
         config = instrument.workspace.config_path
-        document = tomlkit.parse(config.read_text())
-        document["webui"]["port"] = instrument.web_port  # where it does serve
-        config.write_text(tomlkit.dumps(document))
+        edit_config(config, {"webui.port": instrument.web_port})  # where it does serve
         for name in ("web", "webui"):
             beside = subprocess.run(
                 [sys.executable, "-m", "antiphon", name, str(instrument.workspace.root)],

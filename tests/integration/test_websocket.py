@@ -7,14 +7,13 @@ import asyncio
 import socket
 
 import pytest
-import tomlkit
 from peers import Ports, free_port, play, running, until, write_config
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from antiphon.engine.setup import Overrides
 from antiphon.io.websocket import MAX_BUFFERED, MAX_CLIENTS, MAX_FRAME, parse
-from workspaces import model_in
+from workspaces import edit_config, model_in
 
 MAPPING = '[["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 43, 0, 13]]'
 
@@ -97,9 +96,7 @@ def test_browser_pages_from_elsewhere_are_refused_and_native_clients_accepted(tm
 
 def test_configured_origins_are_accepted(tmp_path):
     config, url = config_with_websocket(tmp_path, mode="useronly")
-    document = tomlkit.parse(config.read_text())
-    document["websocket"]["allowed_origins"] = ["https://stage.example.org"]
-    config.write_text(tomlkit.dumps(document))
+    edit_config(config, adding={"websocket.allowed_origins": ["https://stage.example.org"]})
 
     async def scenario():
         async with running(config) as engine:

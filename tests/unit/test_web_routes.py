@@ -349,12 +349,11 @@ def test_setup_form_makes_a_runnable_config(client):
 
 
 def test_setup_form_starts_from_the_config_and_keeps_what_it_does_not_ask(client, workspace):
-    document = tomlkit.parse(workspace.config_path.read_text())
-    document["model"]["file"] = "models/nine.safetensors"
-    document["model"]["sigmatemp"] = 0.33
-    document["webui"]["command_port"] = 4402
-    document["interaction"]["mode"] = "battle"
-    workspace.config_path.write_text(tomlkit.dumps(document))
+    edit_config(
+        workspace.config_path,
+        {"model.sigmatemp": 0.33, "webui.command_port": 4402, "interaction.mode": "battle"},
+        adding={"model.file": "models/nine.safetensors"},
+    )
     shown = client.get("/config/setup").text
     assert "<option selected>battle</option>" in shown  # the config's mode
     form = {"csrf_token": token(client), "mode": "polyphony", "dimension": "9", "osc": "on"}
