@@ -175,7 +175,7 @@ def test_live_mode_switching_on_the_osc_port_and_the_command_port(tmp_path):
     play(scenario())
 
 
-def test_commands_pause_reset_temperatures_and_timescale(tmp_path):
+def test_pause_silences_the_model_until_it_is_resumed(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
@@ -188,23 +188,47 @@ def test_commands_pause_reset_temperatures_and_timescale(tmp_path):
             performer.send(ports.command, "/impsy/pause", 0)
             played = engine.outputs
             await until(lambda: engine.outputs > played)
-            performer.send(ports.server, "/impsy/sigmatemp", 0.5)
-            performer.send(ports.server, "/impsy/pitemp", 2.0)
-            performer.send(ports.command, "/impsy/timescale", 4.0)
-            performer.send(ports.server, "/impsy/reset")
-            await until(lambda: engine.timescale == 4.0)
+
+    play(scenario())
+
+
+def test_temperature_timescale_and_reset_commands_from_either_port(tmp_path):
+    async def scenario():
+        ports = Ports()
+        performer = await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
+        async with running(config, Overrides(timescale=2)) as engine:
+            with engine.subscribe() as events:
+                performer.send(ports.server, "/impsy/sigmatemp", 0.5)
+                performer.send(ports.server, "/impsy/pitemp", 2.0)
+                performer.send(ports.command, "/impsy/timescale", 4.0)
+                performer.send(ports.server, "/impsy/reset")
+                await until(lambda: engine.timescale == 4.0)
+                await until(lambda: any(e.kind == "reset" for e in events.drain()))
             status = engine.status()
             assert status["sigmatemp"] == 0.5 and status["pitemp"] == 2.0
             # the same handler answers the web UI
             assert engine.command("/impsy/mode", "polyphony") == "mode polyphony"
+
+    play(scenario())
+
+
+def test_bad_commands_are_refused_with_the_reason_and_never_fatal(tmp_path):
+    async def scenario():
+        ports = Ports()
+        _synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
+        async with running(config, Overrides(timescale=2)) as engine:
             with pytest.raises(CommandError, match="takes one of callresponse.*got .solo."):
                 engine.command("/impsy/mode", "solo")
-            # bad commands on the wire are reported, never fatal
+            # on the wire they are reported
             performer.send(ports.server, "/impsy/timescale", "fast")
             performer.send(ports.server, "/impsy/jump", 1)
             await until(lambda: len(engine.warnings.recent) >= 2)
             text = " ".join(m for _, m in engine.warnings.recent)
             assert "takes a number" in text and "unknown command '/impsy/jump'" in text
+            played = engine.outputs
+            await until(lambda: engine.outputs > played)  # and it plays on
 
     play(scenario())
 

@@ -52,10 +52,14 @@ def synth_workspace(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_a_dataset_of_logs_no_one_played_needs_asking_for(synth_workspace):
+    result = CliRunner().invoke(cli, ["dataset", "-D", "3"])
+    assert result.exit_code == 1 and "--synthetic" in result.output
+    assert not list((synth_workspace / "datasets").glob("*.npz"))
+
+
 def test_synth_dataset_train_generate(synth_workspace):
     runner = CliRunner()
-    result = runner.invoke(cli, ["dataset", "-D", "3"])
-    assert result.exit_code == 1 and "--synthetic" in result.output  # not played: not asked
     result = runner.invoke(cli, ["dataset", "-D", "3", "--synthetic", "--plot", "data.png"])
     assert result.exit_code == 0, result.output
     assert (synth_workspace / "data.png").read_bytes()[:4] == b"\x89PNG"

@@ -442,23 +442,31 @@ def test_malformed_requests_get_a_4xx_not_a_500(client, method, url, kwargs):
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path):
-    headers = {"x-csrf-token": token(client)}
+def test_the_api_lists_the_logs(client, workspace):
     logs = client.get("/api/logs").json()
     assert {e["name"] for e in logs} == {p.name for p in workspace.logs.iterdir()}
     assert all(e["size"] > 0 and "mtime" in e for e in logs)
+
+
+def test_a_model_uploaded_through_the_api_can_be_played(client, tmp_path):
+    headers = {"x-csrf-token": token(client)}
     model = save_model(tmp_path / "api.safetensors", 9, "xxs", seed=2)
+    refused = client.post("/api/models", files={"file": ("x.safetensors", model.read_bytes())})
+    assert refused.status_code == 403  # no CSRF token
     created = client.post(
         "/api/models", headers=headers, files={"file": ("api.safetensors", model.read_bytes())}
     )
     assert created.status_code == 201 and created.json()["dimension"] == 9
-    refused = client.post("/api/models", files={"file": ("x.safetensors", model.read_bytes())})
-    assert refused.status_code == 403
     used = client.post("/api/models/use", headers=headers, json={"name": "api.safetensors"})
     assert used.status_code == 200 and "api.safetensors" in used.json()["flash"]
     assert 'file = "models/api.safetensors"' in client.get("/api/config").text
+
+
+def test_the_api_saves_only_a_config_that_loads(client, workspace):
+    headers = {"x-csrf-token": token(client)}
     bad = client.put("/api/config", headers=headers, content="[model]\ndimension = 0\n")
     assert bad.status_code == 422 and "model.dimension" in bad.json()["error"]
+    assert config_schema.load(workspace.config_path).model.dimension == 9
     good = client.put("/api/config", headers=headers, content="[model]\ndimension = 4\n")
     assert good.status_code == 200
     assert config_schema.load(workspace.config_path).model.dimension == 4
