@@ -27,9 +27,7 @@ from antiphon.engine.schedule import new_event_loop
 from antiphon.engine.setup import prepare
 from antiphon.io import websocket
 from antiphon.io.midiwire import Parser
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
+from workspaces import edit_config, save_model
 
 PD_CONFIG = "pd-workshop-example.toml"
 
@@ -110,7 +108,7 @@ def test_a_client_address_that_does_not_resolve_is_an_error_with_what_is_used(
     """IMPSY's Docker workshop config sends to host.docker.internal; outside Docker that
     name does not resolve (made so here without asking any name server)."""
     config = impsy_project(tmp_path, impsy_dir)
-    text = config.read_text().replace("server_port = 6000", f"server_port = {free_port()}")
+    text = edit_config(config, {"osc.server_port": free_port()})
     config.write_text(text + local_ports())
     real = socket.getaddrinfo
 
@@ -244,10 +242,7 @@ def test_dataset_o_and_f_write_where_impsy_users_say(tmp_path, monkeypatch):
 def test_models_and_datasets_are_written_readable_by_all_like_logs(tmp_path):
     before = os.umask(0o077)  # a strict umask must not make them private
     try:
-        model = files.save(
-            tmp_path / "m.safetensors",
-            files.ModelFile(Weights.random(Architecture.from_size(3, "xxs"), 0)),
-        )
+        model = save_model(tmp_path / "m.safetensors", 3, "xxs")
         events = np.full((4, 3), 0.5, np.float32)
         data = datasets.Dataset.from_performances([events])
         saved = [datasets.save(tmp_path / f"{f}.npz", data, f) for f in ("antiphon", "impsy")]
@@ -263,7 +258,7 @@ def test_callresponse_answers_from_the_start_until_the_performer_plays(tmp_path)
     the start, from a neutral first event, and stop as soon as the performer plays."""
     path = tmp_path / "config.toml"
     model = tmp_path / "m.safetensors"
-    files.save(model, files.ModelFile(Weights.random(Architecture.from_size(4, "xxs"), 0)))
+    save_model(model, 4, "xxs")
     path.write_text(
         f'[interaction]\nmode = "callresponse"\nthreshold = 0.2\n'
         f'[model]\ndimension = 4\nfile = "{model}"\ntimescale = 0.05\n' + local_ports()
@@ -284,17 +279,21 @@ def test_callresponse_answers_from_the_start_until_the_performer_plays(tmp_path)
                     if len(outputs) == 3:
                         break
             engine.on_input("test", [0.1, 0.2, 0.3])
-            played = engine.outputs
-            await asyncio.sleep(0.1)  # well inside the threshold: the model listens
-            quiet = engine.outputs == played
+            heard = None
+            async for event in events:  # told by the engine's clock, however busy the machine
+                if event.kind == "input":
+                    heard = event.time
+                elif event.kind == "output" and heard is not None:
+                    silence = event.detail["played"] - heard
+                    break
         await engine.stop()
-        return started, outputs, quiet
+        return started, outputs, silence
 
     loop = new_event_loop()
     try:
-        started, outputs, quiet = loop.run_until_complete(asyncio.wait_for(scenario(), 30))
+        started, outputs, silence = loop.run_until_complete(asyncio.wait_for(scenario(), 30))
     finally:
         loop.close()
     assert fed[0] == [0.0, 0.5, 0.5, 0.5]  # a neutral first event
     assert outputs[0] - started >= 0.2 - 0.005  # answered after the threshold
-    assert quiet
+    assert silence >= 0.2 - 0.001  # once the performer played, the model listened first

@@ -11,22 +11,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import tomlkit
 from pythonosc.osc_packet import OscPacket
 
 from antiphon.engine import instrument
 from antiphon.engine.schedule import new_event_loop
 from antiphon.engine.setup import Overrides, Setup, prepare
 from antiphon.io.osc import message
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
 from antiphon.workspace import Workspace, init
+from workspaces import edit_config, save_model
 
 T = TypeVar("T")
 
@@ -46,12 +43,17 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return s.getsockname()[1]
 
 
-def model_file(directory: Path, dimension: int = 4, size: str = "xs", seed: int = 0) -> Path:
-    path = directory / f"model-dim{dimension}-{size}-{seed}.safetensors"
-    if not path.exists():
-        weights = Weights.random(Architecture.from_size(dimension, size), seed)
-        files.save(path, files.ModelFile(weights))
-    return path
+def wait_until_up(url: str, timeout: float = 30.0) -> None:
+    """Until the web UI at ``url`` (http://host:port) answers its health check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up in {timeout:g} s")
 
 
 class Ports:
@@ -170,30 +172,31 @@ class Instrument:
         root: Path,
         *extra: str,
         web_port: int | None = None,
-        edit: Callable[[tomlkit.TOMLDocument], None] | None = None,
+        changes: Mapping[str, Any] | None = None,
+        adding: Mapping[str, Any] | None = None,
     ) -> None:
+        """``changes`` and ``adding``: config keys changed or added after the ports and
+        the model are set (as workspaces.edited takes them)."""
         init(root)
         self.workspace = Workspace(root)
         self.osc_port = free_port()
         self.web_port = web_port or free_port(socket.SOCK_STREAM)
         for name, seed in (("a", 0), ("b", 1)):
-            model = model_file(self.workspace.models, size="xxs", seed=seed)
-            model.rename(model.with_name(f"{name}.safetensors"))
-        text = self.workspace.config_path.read_text()
-        text = text.replace("dimension = 9 ", "dimension = 4 ")
-        text = text.replace(
-            '# file = "models/my-model.safetensors"', 'file = "models/a.safetensors"'
-        )
-        text = text.replace("server_port = 6000", f"server_port = {self.osc_port}")
+            save_model(self.workspace.models / f"{name}.safetensors", 4, "xxs", seed)
         self.client_port = free_port()
-        text = text.replace("client_port = 6001", f"client_port = {self.client_port}")
-        text = text.replace("monitor_port = 4001", f"monitor_port = {free_port()}")
-        text = text.replace("command_port = 4002", f"command_port = {free_port()}")
-        if edit is not None:
-            document = tomlkit.parse(text)
-            edit(document)
-            text = tomlkit.dumps(document)
-        self.workspace.config_path.write_text(text)
+        edit_config(
+            self.workspace.config_path,
+            {
+                "model.dimension": 4,
+                "osc.server_port": self.osc_port,
+                "osc.client_port": self.client_port,
+                "webui.monitor_port": free_port(),
+                "webui.command_port": free_port(),
+            },
+            adding={"model.file": "models/a.safetensors"},
+        )
+        if changes or adding:
+            edit_config(self.workspace.config_path, changes, adding=adding)
         self.args = [
             sys.executable,
             "-m",

@@ -17,9 +17,7 @@ from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
 from antiphon.data.performer import write_logs
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
+from workspaces import edited, save_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -86,7 +84,7 @@ def play(instrument: Instrument, seconds: float) -> threading.Thread:
             phase = (i % 50) / 50
             client.send_message("/interface", [phase, 1 - phase, abs(0.5 - phase) * 2])
             i += 1
-            time.sleep(0.06)
+            time.sleep(0.06)  # pacing: the performer's playing
 
     thread = threading.Thread(target=perform, daemon=True)
     thread.start()
@@ -129,7 +127,7 @@ def test_playing_on_the_play_page_is_answered_heard_and_logged(page, instrument)
     page.mouse.down()
     for i in range(30):  # a drag across the first control: one input per move
         page.mouse.move(track["x"] + track["width"] * (0.1 + 0.02 * i), middle)
-        time.sleep(0.02)
+        time.sleep(0.02)  # pacing: the performer's playing
     page.mouse.up()
     wait_for_browser_input(instrument, lambda values: abs(values[0] - 0.68) < 0.03)
     # the model's answers reach the audio graph: the voice's pitch follows the last one
@@ -245,10 +243,7 @@ def test_switching_mode_from_the_control_page(page, instrument):
 
 
 def test_upload_a_model_and_use_it(page, instrument, tmp_path):
-    model = files.save(
-        tmp_path / "fresh.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(4, "xs"), 7)),
-    )
+    model = save_model(tmp_path / "fresh.safetensors", 4, "xs", seed=7)
     page.goto(f"{instrument.url}/models")
     page.set_input_files('input[type="file"]', str(model))
     page.click('button:text-is("Upload")')
@@ -266,13 +261,13 @@ def test_a_config_with_an_error_is_rejected(page, instrument):
     page.goto(f"{instrument.url}/config")
     shot(page, "config")
     text = page.input_value("textarea")
-    page.fill("textarea", text.replace("threshold = 0.1 ", "threshold = -3 "))
+    page.fill("textarea", edited(text, {"interaction.threshold": -3}))
     page.click('button[value="apply"]')
     page.wait_for_selector("text=Not saved")
     assert "interaction.threshold" in page.locator(".problem").inner_text()
     assert instrument.workspace.config_path.read_text() == before
     shot(page, "config-error")
-    page.fill("textarea", text.replace("threshold = 0.1 ", "threshold = 0.4 "))
+    page.fill("textarea", edited(text, {"interaction.threshold": 0.4}))
     page.click('button[value="apply"]')
     page.wait_for_selector("text=The engine reloaded it")
     assert instrument.http.get("/api/status").json()["engine"]["threshold"] == 0.4
@@ -300,7 +295,7 @@ def test_a_password_asks_for_a_login(page, instrument):
     text = instrument.workspace.config_path.read_text()
     saved = instrument.http.put(
         "/api/config",
-        content=text.replace('# password = "choose-one"', 'password = "s3cret"'),
+        content=edited(text, adding={"webui.password": "s3cret"}),
         headers={"x-csrf-token": instrument.http.cookies["antiphon_csrf"]},
     )
     assert saved.status_code == 200, saved.text

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from antiphon import config as config_schema
-from samples import IMPSY
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -23,6 +22,8 @@ DEPLOY = REPO / "deploy"
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """antiphon as a wheel. Building it asks PyPI for the build backend, and installing
+    it for the dependencies: the tests that use it are marked ``network``."""
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)],
@@ -72,6 +73,7 @@ def installed(tmp_path_factory, wheel):
     return root, first.stdout, second.stdout
 
 
+@pytest.mark.network
 def test_install_creates_venv_workspace_and_service(installed):
     root, out, again = installed
     antiphon = root / "opt" / "antiphon" / "venv" / "bin" / "antiphon"
@@ -95,10 +97,11 @@ def test_install_creates_venv_workspace_and_service(installed):
         "systemctl restart antiphon.service",
         "hostnamectl set-hostname box-1",
     ):
-        assert f"would run: {command}" in out.replace("  ", " ") or command in out
+        assert f"would run: {command}" in out
     assert "keeping the existing /home/antiphon/workspace/config.toml" in again
 
 
+@pytest.mark.network
 def test_install_sets_up_the_hostname_and_usb_gadget_once(installed):
     root, out, _ = installed
     assert (root / "etc" / "hostname").read_text().strip() == "box-1"
@@ -116,6 +119,7 @@ def test_install_sets_up_the_hostname_and_usb_gadget_once(installed):
     assert "http://box-1.local:4000" in out and "http://10.55.0.1:4000" in out
 
 
+@pytest.mark.network
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_the_installed_unit_passes_systemd_analyze_verify(installed, tmp_path):
     root, _, _ = installed
@@ -131,6 +135,7 @@ def test_the_installed_unit_passes_systemd_analyze_verify(installed, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.network
 def test_uninstall_keeps_the_workspace_unless_purged(installed, tmp_path):
     root, _, _ = installed
     copy = tmp_path / "root"
@@ -167,14 +172,21 @@ def test_every_shell_script_passes_shellcheck():
     assert result.returncode == 0, result.stdout
 
 
-def test_docker_build_script_makes_a_working_environment(tmp_path, wheel):
-    """What the Dockerfile's build stage runs, run here into a throwaway folder."""
-    result = run_script(DEPLOY / "docker" / "build.sh", tmp_path / "antiphon", wheel)
+@pytest.fixture(scope="module")
+def docker_env(tmp_path_factory, wheel) -> Path:
+    """What the Dockerfile's build stage runs, run once into a throwaway folder."""
+    env = tmp_path_factory.mktemp("docker") / "antiphon"
+    result = run_script(DEPLOY / "docker" / "build.sh", env, wheel)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(f"antiphon, version {wheel.name.split('-')[1]}")
+    return env
+
+
+@pytest.mark.network
+def test_the_docker_environment_has_no_ml_framework(docker_env):
     check = subprocess.run(
         [
-            tmp_path / "antiphon" / "bin" / "python",
+            docker_env / "bin" / "python",
             "-c",
             "import sys, antiphon.cli, antiphon.web.app; print('torch' in sys.modules)",
         ],
@@ -182,16 +194,21 @@ def test_docker_build_script_makes_a_working_environment(tmp_path, wheel):
         text=True,
         check=True,
     )
-    assert check.stdout.strip() == "False"  # the image's base install has no ML framework
-    h5 = next((IMPSY / "models").glob("*dim4*.h5"), None) if IMPSY.is_dir() else None
-    if h5 is not None:  # an IMPSY model uploaded to the instrument plays: h5py is there
-        info = subprocess.run(
-            [tmp_path / "antiphon" / "bin" / "antiphon", "model", "info", h5],
-            capture_output=True,
-            text=True,
-        )
-        assert info.returncode == 0 and "dimension 4" in info.stdout, info.stderr
+    assert check.stdout.strip() == "False"  # the image's base install
 
+
+@pytest.mark.network
+def test_the_docker_environment_reads_impsy_models(docker_env, impsy_dir):
+    """An IMPSY model uploaded to the instrument plays: h5py is there."""
+    h5 = next((impsy_dir / "models").glob("*dim4*.h5"))
+    info = subprocess.run(
+        [docker_env / "bin" / "antiphon", "model", "info", h5], capture_output=True, text=True
+    )
+    assert info.returncode == 0 and "dimension 4" in info.stdout, info.stderr
+
+
+@pytest.mark.network
+def test_the_docker_entrypoint_makes_a_workspace_for_the_container(docker_env, tmp_path):
     workspace = tmp_path / "workspace"
     entry = run_script(
         DEPLOY / "docker" / "entrypoint.sh",
@@ -200,7 +217,7 @@ def test_docker_build_script_makes_a_working_environment(tmp_path, wheel):
         "check",
         env={
             "ANTIPHON_WORKSPACE": str(workspace),
-            "PATH": f"{tmp_path / 'antiphon' / 'bin'}:{os.environ['PATH']}",
+            "PATH": f"{docker_env / 'bin'}:{os.environ['PATH']}",
         },
     )
     assert entry.returncode == 0, entry.stderr

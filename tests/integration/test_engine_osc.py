@@ -8,7 +8,7 @@ import json
 import math
 
 import pytest
-from peers import OSCPeer, Ports, model_file, play, running, until, write_config
+from peers import OSCPeer, Ports, play, running, until, write_config
 
 from antiphon.config import ConfigError
 from antiphon.data.logs import read_log
@@ -16,6 +16,7 @@ from antiphon.engine import engine as engine_module
 from antiphon.engine.commands import CommandError
 from antiphon.engine.setup import Overrides
 from antiphon.errors import AntiphonError
+from workspaces import edit_config, edited, model_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,14 +47,14 @@ def test_callresponse_listens_while_the_performer_plays_then_answers(tmp_path):
     async def scenario():
         ports = Ports()
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=threshold)
+        config = write_config(tmp_path, ports, model=model_in(tmp_path), threshold=threshold)
         async with running(config, Overrides(seed=1)) as engine:
             await until(lambda: engine.outputs >= 1)
             assert engine.inputs == 0  # nobody has played: it plays from the start
             with engine.subscribe(maxsize=4096) as events:
                 for i in range(8):
                     performer.send(ports.server, "/interface", i / 8, 0.5, 0.9)
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)  # pacing: the performer's playing
                 await until(lambda: engine.inputs == 8)
                 playing = engine.outputs
                 await until(lambda: engine.outputs >= playing + 4)  # it answered, went on
@@ -79,12 +80,8 @@ def test_callresponse_can_wait_for_the_performer(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=0.1)
-        config.write_text(
-            config.read_text().replace(
-                "[interaction]\n", "[interaction]\nwait_for_performer = true\n"
-            )
-        )
+        config = write_config(tmp_path, ports, model=model_in(tmp_path), threshold=0.1)
+        edit_config(config, adding={"interaction.wait_for_performer": True})
         async with running(config, Overrides(seed=1)) as engine:
             assert engine.wait_for_performer
             assert nothing_pending(engine) and engine.outputs == 0  # nobody played: it waits
@@ -99,12 +96,12 @@ def test_polyphony_answers_each_event_once(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(seed=2, timescale=0.1)) as engine:
             assert engine.outputs == 0 and nothing_pending(engine)
             for i in range(20):
                 performer.send(ports.server, "/interface", i / 20, 1 - i / 20, 0.5)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # pacing: the performer's playing
             answers = impsy(await heard(synth, 20))
             await until(lambda: nothing_pending(engine))
             assert len(answers) == 20 and engine.outputs == engine.inputs == 20
@@ -117,7 +114,7 @@ def test_battle_plays_from_the_start_and_is_not_steered_by_the_performer(tmp_pat
     async def outputs(with_performer: bool) -> list[list[float]]:
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
         async with running(config, Overrides(seed=3, timescale=2)) as engine:
             played = []
             while len(played) < 30:
@@ -138,12 +135,12 @@ def test_useronly_logs_and_passes_through_but_never_plays(tmp_path):
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
         config = write_config(
-            tmp_path, ports, mode="useronly", model=model_file(tmp_path), input_thru=True
+            tmp_path, ports, mode="useronly", model=model_in(tmp_path), input_thru=True
         )
         async with running(config) as engine:
             for i in range(5):
                 performer.send(ports.server, "/interface", 0.25, 0.5, i / 4)
-                await asyncio.sleep(0.03)
+                await asyncio.sleep(0.03)  # pacing: the performer's playing
             thru = impsy(await heard(synth, 5))
             assert engine.outputs == 0 and nothing_pending(engine)  # the thru, nothing else
             log_path = engine.status()["log"]
@@ -159,7 +156,7 @@ def test_live_mode_switching_on_the_osc_port_and_the_command_port(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="useronly", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="useronly", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=3)) as engine:
             assert nothing_pending(engine)
             performer.send(ports.server, "/impsy/mode", "battle")
@@ -178,11 +175,11 @@ def test_live_mode_switching_on_the_osc_port_and_the_command_port(tmp_path):
     play(scenario())
 
 
-def test_commands_pause_reset_temperatures_and_timescale(tmp_path):
+def test_pause_silences_the_model_until_it_is_resumed(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=2)) as engine:
             await synth.next(10.0)
             performer.send(ports.server, "/impsy/pause", 1)
@@ -191,23 +188,47 @@ def test_commands_pause_reset_temperatures_and_timescale(tmp_path):
             performer.send(ports.command, "/impsy/pause", 0)
             played = engine.outputs
             await until(lambda: engine.outputs > played)
-            performer.send(ports.server, "/impsy/sigmatemp", 0.5)
-            performer.send(ports.server, "/impsy/pitemp", 2.0)
-            performer.send(ports.command, "/impsy/timescale", 4.0)
-            performer.send(ports.server, "/impsy/reset")
-            await until(lambda: engine.timescale == 4.0)
+
+    play(scenario())
+
+
+def test_temperature_timescale_and_reset_commands_from_either_port(tmp_path):
+    async def scenario():
+        ports = Ports()
+        performer = await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
+        async with running(config, Overrides(timescale=2)) as engine:
+            with engine.subscribe() as events:
+                performer.send(ports.server, "/impsy/sigmatemp", 0.5)
+                performer.send(ports.server, "/impsy/pitemp", 2.0)
+                performer.send(ports.command, "/impsy/timescale", 4.0)
+                performer.send(ports.server, "/impsy/reset")
+                await until(lambda: engine.timescale == 4.0)
+                await until(lambda: any(e.kind == "reset" for e in events.drain()))
             status = engine.status()
             assert status["sigmatemp"] == 0.5 and status["pitemp"] == 2.0
             # the same handler answers the web UI
             assert engine.command("/impsy/mode", "polyphony") == "mode polyphony"
+
+    play(scenario())
+
+
+def test_bad_commands_are_refused_with_the_reason_and_never_fatal(tmp_path):
+    async def scenario():
+        ports = Ports()
+        _synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
+        async with running(config, Overrides(timescale=2)) as engine:
             with pytest.raises(CommandError, match="takes one of callresponse.*got .solo."):
                 engine.command("/impsy/mode", "solo")
-            # bad commands on the wire are reported, never fatal
+            # on the wire they are reported
             performer.send(ports.server, "/impsy/timescale", "fast")
             performer.send(ports.server, "/impsy/jump", 1)
             await until(lambda: len(engine.warnings.recent) >= 2)
             text = " ".join(m for _, m in engine.warnings.recent)
             assert "takes a number" in text and "unknown command '/impsy/jump'" in text
+            played = engine.outputs
+            await until(lambda: engine.outputs > played)  # and it plays on
 
     play(scenario())
 
@@ -219,7 +240,7 @@ def test_timescale_and_absolute_deadlines(tmp_path, monkeypatch):
 
     async def scenario():
         ports = Ports()
-        config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=3, seed=4)) as engine:
             with engine.subscribe() as events:
                 outputs = []
@@ -244,7 +265,7 @@ def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeyp
     async def scenario():
         ports = Ports()
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         before = now()
         async with running(config) as engine:
             after = now()
@@ -252,7 +273,7 @@ def test_the_model_hears_dt_since_the_previous_performer_event(tmp_path, monkeyp
             generate = engine.model.generate
             engine.model.generate = lambda event: heard.append(event) or generate(event)
             for pause in (0.0, 0.1, 0.15, 0.4):
-                await asyncio.sleep(pause)
+                await asyncio.sleep(pause)  # pacing: the performer's playing
                 performer.send(ports.server, "/interface", 0.5, 0.5, 0.5)
                 sent.append(now())
             await until(lambda: len(heard) == 4)
@@ -271,7 +292,7 @@ def test_bad_input_is_dropped_or_repaired_counted_and_never_stops_the_music(tmp_
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=0.001)) as engine:
             port = ports.server
             for _ in range(50):
@@ -303,7 +324,7 @@ def test_a_flood_of_input_cannot_grow_memory(tmp_path):
     async def scenario():
         ports = Ports()
         _synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=50)) as engine:  # answers come late
             with engine.subscribe(maxsize=16) as slow_observer:
                 longest = 0
@@ -327,11 +348,11 @@ def test_monitor_stream_and_prediction_log(tmp_path):
         ports = Ports()
         monitor = await OSCPeer.listen(ports.monitor)
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=0.01)) as engine:
             for _ in range(3):
                 performer.send(ports.server, "/interface", 0.25, 0.5, 0.75)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing: the performer's playing
             seen = await heard(monitor, 6)
             await until(lambda: engine.outputs == 3 and nothing_pending(engine))
             log_path = engine.status()["log"]
@@ -348,7 +369,7 @@ def test_reload_applies_a_new_config_and_keeps_playing_when_it_is_bad(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        model = model_file(tmp_path)
+        model = model_in(tmp_path)
         config = write_config(tmp_path, ports, mode="useronly", model=model)
         async with running(config) as engine:
             with engine.subscribe() as events:
@@ -359,13 +380,13 @@ def test_reload_applies_a_new_config_and_keeps_playing_when_it_is_bad(tmp_path):
                 kinds = [e.kind for e in events.drain()]
                 assert "reload" in kinds
             text = config.read_text()
-            config.write_text(text.replace('mode = "battle"', 'mode = "solo"'))
+            config.write_text(edited(text, {"interaction.mode": "solo"}))
             with pytest.raises(ConfigError, match="interaction.mode"):
                 await engine.reload()
             played = engine.outputs
             await until(lambda: engine.outputs > played)  # still playing the old setup
             assert engine.mode == "battle"
-            config.write_text(text.replace(str(model), str(tmp_path / "missing.safetensors")))
+            config.write_text(edited(text, {"model.file": str(tmp_path / "missing.safetensors")}))
             with pytest.raises(Exception, match="missing.safetensors"):
                 await engine.reload()
             assert any("reload failed" in m for _, m in engine.warnings.recent)
@@ -377,11 +398,11 @@ def test_status_snapshot_for_a_dashboard(tmp_path):
     async def scenario():
         ports = Ports()
         performer = await OSCPeer.listen()
-        config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+        config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
         async with running(config, Overrides(timescale=0.01)) as engine:
             for _ in range(5):
                 performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # pacing: the performer's playing
             await until(lambda: engine.outputs == 5)
             status = engine.status()
         assert status["mode"] == "polyphony" and status["dimension"] == 4
@@ -414,15 +435,12 @@ def test_reload_keeps_a_channel_whose_new_port_is_taken(tmp_path):
     async def scenario():
         ports = Ports()
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
-        model = model_file(tmp_path)
+        model = model_in(tmp_path)
         config = write_config(tmp_path, ports, mode="polyphony", model=model)
         async with running(config, Overrides(timescale=0.01)) as engine:
             busy = await OSCPeer.listen()  # someone else holds the port we move to
             taken = busy.transport.get_extra_info("sockname")[1]
-            text = config.read_text()
-            config.write_text(
-                text.replace(f"server_port = {ports.server}", f"server_port = {taken}")
-            )
+            edit_config(config, {"osc.server_port": taken})
             await engine.reload()
             assert any("keeping the previous [osc]" in m for _, m in engine.warnings.recent)
             performer.send(ports.server, "/interface", 0.1, 0.2, 0.3)  # the old port still works

@@ -13,6 +13,7 @@ import pytest
 from peers import Instrument
 
 from antiphon.io.osc import message
+from workspaces import edited
 
 
 def stops_cleanly(instrument: Instrument, within: float = 3.0) -> str:
@@ -28,11 +29,12 @@ def stops_cleanly(instrument: Instrument, within: float = 3.0) -> str:
 
 @pytest.fixture
 def player(tmp_path):
-    """Starts `antiphon run` on a workspace whose config ``edit`` changed first."""
+    """Starts `antiphon run` on a workspace whose config was edited first (``changes``,
+    ``adding``: as Instrument takes them)."""
     started: list[Instrument] = []
 
-    def start(edit=None) -> Instrument:
-        instrument = Instrument(tmp_path / f"ws{len(started)}", edit=edit)
+    def start(changes=None, adding=None) -> Instrument:
+        instrument = Instrument(tmp_path / f"ws{len(started)}", changes=changes, adding=adding)
         started.append(instrument)
         return instrument
 
@@ -43,10 +45,7 @@ def player(tmp_path):
 
 
 def test_a_tiny_timescale_in_the_config_cannot_starve_the_loop(player):
-    def a_ten_thousandth(document):
-        document["model"]["timescale"] = 0.0001
-
-    instrument = player(a_ten_thousandth)
+    instrument = player({"model.timescale": 0.0001})
     instrument.wait_ready()
     assert instrument.command("/impsy/mode", "battle").status_code == 200  # plays on its own
     status = instrument.http.get("/api/status").json()["engine"]  # the web UI still answers
@@ -102,7 +101,7 @@ def test_many_unknown_addresses_make_few_warnings_and_no_memory(player):
             for i in range(5000):
                 address = f"/impsy/x{batch}-{i}"
                 sender.sendto(message(address, []), ("127.0.0.1", instrument.osc_port))
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing the flood
             if batch == 1:
                 before = process.memory_info().rss
     instrument.answers()
@@ -117,16 +116,13 @@ def test_many_unknown_addresses_make_few_warnings_and_no_memory(player):
 
 
 def test_a_config_that_cannot_play_keeps_the_web_ui_up_to_fix_it(player):
-    def a_model_of_another_dimension(document):
-        document["model"]["dimension"] = 9
-
-    instrument = player(a_model_of_another_dimension)
+    instrument = player({"model.dimension": 9})  # the models are of dimension 4
     instrument.wait_ready(playing=False)
     status = instrument.http.get("/api/status").json()["engine"]
     assert status["playing"] is False and "dimension-4 model" in status["problem"]
     page = instrument.http.get("/", headers={"accept": "text/html"}).text
     assert "Not playing:" in page and "dimension-4 model" in page
-    fixed = instrument.workspace.config_path.read_text().replace("dimension = 9", "dimension = 4")
+    fixed = edited(instrument.workspace.config_path.read_text(), {"model.dimension": 4})
     token = {"x-csrf-token": instrument.http.cookies["antiphon_csrf"]}
     applied = instrument.http.put(
         "/api/config", params={"apply": "1"}, content=fixed, headers=token
@@ -140,10 +136,7 @@ def test_a_config_that_cannot_play_keeps_the_web_ui_up_to_fix_it(player):
 
 
 def test_a_config_that_is_not_even_toml_keeps_its_password(player):
-    def protected(document):
-        document["webui"]["password"] = "sesame"
-
-    instrument = player(protected)
+    instrument = player(adding={"webui.password": "sesame"})
     instrument.wait_ready()
     path = instrument.workspace.config_path
     path.write_text(path.read_text() + "\n[model\n")  # hand-edited, then a restart
@@ -156,10 +149,7 @@ def test_a_config_that_is_not_even_toml_keeps_its_password(player):
 
 
 def test_without_the_web_ui_a_config_that_cannot_play_stops_with_its_reason(player):
-    def a_model_of_another_dimension(document):
-        document["model"]["dimension"] = 9
-
-    instrument = player(a_model_of_another_dimension)
+    instrument = player({"model.dimension": 9})  # the models are of dimension 4
     instrument.process.kill()
     instrument.process.wait()
     done = subprocess.run(

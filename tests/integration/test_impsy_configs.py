@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import pytest
-from peers import OSCPeer, free_port, model_file, play
+from peers import OSCPeer, free_port, play, until
 
 from antiphon.engine.instrument import Instrument
 from antiphon.engine.setup import prepare
 from antiphon.model import loader
+from workspaces import model_in
 
 
 def _free_ports(setup, tmp_path) -> None:
@@ -39,9 +39,10 @@ async def _start_and_play(setup) -> tuple[Instrument, list[str]]:
             performer.send(
                 setup.config.osc.server_port, "/interface", *[0.5] * (engine.dimension - 1)
             )
-            await asyncio.sleep(0.05)
-            assert engine.inputs == 1
-        await asyncio.sleep(0.15)  # past the call-and-response threshold
+            await until(lambda: engine.inputs == 1)
+        if setup.predictor is not None and engine.mode == "callresponse":
+            played = engine.outputs
+            await until(lambda: engine.outputs > played)  # it answered, after the threshold
         status = engine.status()
         assert status["mode"] in ("callresponse", "useronly")
     finally:
@@ -55,7 +56,7 @@ def bundled(tmp_path, monkeypatch):
     folder = tmp_path / "bundled"
     folder.mkdir()
     for dimension in (4, 9):
-        model_file(tmp_path, dimension).rename(folder / f"default-dim{dimension}.safetensors")
+        model_in(tmp_path, dimension).rename(folder / f"default-dim{dimension}.safetensors")
     monkeypatch.setattr(loader, "BUNDLED", folder)
 
 

@@ -15,13 +15,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import tomlkit
-from peers import Instrument, free_port
+from peers import Instrument, free_port, wait_until_up
 
 from antiphon.data.logs import write_events
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
 from antiphon.workspace import init
+from workspaces import edit_config, save_model
 
 NO_DOCKER = """\
 # Outside Docker, host.docker.internal names no machine: answer so at once, as a
@@ -83,18 +81,6 @@ def free_ports(text: str, web: int) -> str:
     webui["monitor_port"] = free_port()
     webui["command_port"] = free_port()
     return tomlkit.dumps(document)
-
-
-def wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
 
 
 def test_a_fresh_run_plays_the_model_at_once_with_nobody_playing(tmp_path):
@@ -189,9 +175,7 @@ def test_antiphon_web_beside_antiphon_run_says_where_the_web_ui_is(tmp_path):
     try:
         instrument.wait_ready()
         config = instrument.workspace.config_path
-        document = tomlkit.parse(config.read_text())
-        document["webui"]["port"] = instrument.web_port  # where it does serve
-        config.write_text(tomlkit.dumps(document))
+        edit_config(config, {"webui.port": instrument.web_port})  # where it does serve
         for name in ("web", "webui"):
             beside = subprocess.run(
                 [sys.executable, "-m", "antiphon", name, str(instrument.workspace.root)],
@@ -210,10 +194,7 @@ def test_antiphon_web_beside_antiphon_run_says_where_the_web_ui_is(tmp_path):
 
 
 def test_push_model_use_of_the_wrong_dimension_leaves_nothing_behind(instrument, tmp_path):
-    nine = files.save(
-        tmp_path / "nine.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 0)),
-    )
+    nine = save_model(tmp_path / "nine.safetensors", 9, "xxs")
     url = f"127.0.0.1:{instrument.web_port}"
     before = sorted(p.name for p in instrument.workspace.models.iterdir())
     refused = subprocess.run(

@@ -7,11 +7,12 @@ import threading
 
 import mido
 import pytest
-from peers import OSCPeer, Ports, model_file, play, running, until, write_config
+from peers import OSCPeer, Ports, play, running, until, write_config
 
 from antiphon.engine.setup import Overrides
 from antiphon.io import midi
 from antiphon.io.midiwire import MAX_SYSEX
+from workspaces import edit_config, edited, model_in
 
 
 class FakeOutput(mido.ports.BaseOutput):
@@ -82,73 +83,148 @@ def cc(channel: int, control: int, value: int) -> mido.Message:
     return mido.Message("control_change", channel=channel - 1, control=control, value=value)
 
 
-def test_midi_ports_mapping_thru_feedback_and_hotplug(tmp_path, monkeypatch):
-    fake = FakeMIDI(
-        ["X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0", "S-1:S-1 MIDI 1 24:0"],
-        ["Volca FM:Volca FM MIDI 1 28:0", "S-1:S-1 MIDI 1 24:0"],
-    )
-    fake.plugged.discard("S-1:S-1 MIDI 1 24:0")  # the S-1 is not plugged in yet
+XTOUCH = "X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0"
+S1 = "S-1:S-1 MIDI 1 24:0"
+VOLCA = "Volca FM:Volca FM MIDI 1 28:0"
+
+
+@pytest.fixture
+def studio(tmp_path, monkeypatch):
+    """CONFIG's ports as fake devices (the S-1 not plugged in yet) and a config playing
+    them in polyphony, answering at once: (the devices, the config)."""
+    fake = FakeMIDI([XTOUCH, S1], [VOLCA, S1])
+    fake.plugged.discard(S1)
     monkeypatch.setattr(midi, "open_backend", lambda: fake)
     monkeypatch.setattr(midi, "WATCH_INTERVAL", 0.05)
-    ports = Ports()
     config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
+        tmp_path, Ports(), mode="polyphony", model=model_in(tmp_path), extra=CONFIG
     )
-    volca = fake.sent["Volca FM:Volca FM MIDI 1 28:0"]
-    s1 = fake.sent["S-1:S-1 MIDI 1 24:0"]
+    return fake, config
+
+
+FAST = Overrides(timescale=0.001)
+
+
+def test_midi_in_and_out_follow_the_mappings_one_note_at_a_time(studio):
+    fake, config = studio
+    volca = fake.sent[VOLCA]
 
     async def scenario():
-        async with running(config, Overrides(timescale=0.001)) as engine:
-            channel = engine.channels["midi"]
-            assert "out S-1 (waiting for it)" in channel.state
+        async with running(config, FAST) as engine:
             assert engine.labels() == ["CC1 ch11", "CC2 ch11", "note ch1"]
-            xtouch = "X-TOUCH MINI:X-TOUCH MINI MIDI 1 20:0"
-            fake.play(xtouch, cc(11, 1, 127))
+            fake.play(XTOUCH, cc(11, 1, 127))
             await until(lambda: engine.inputs == 1 and engine.outputs == 1)
             assert engine.last_input == [1.0, 0.5, 0.5]  # untouched controls keep their value
-            fake.play(xtouch, cc(11, 2, 0), mido.Message("note_on", note=64, velocity=1))
-            fake.play(xtouch, mido.Message("note_on", note=10, velocity=0))  # a note-off
+            fake.play(XTOUCH, cc(11, 2, 0), mido.Message("note_on", note=64, velocity=1))
+            fake.play(XTOUCH, mido.Message("note_on", note=10, velocity=0))  # a note-off
             await until(lambda: engine.outputs == 3)
             assert engine.last_input == [1.0, 0.0, 64 / 127]
-            # the Volca hears notes and CCs as mapped, one note at a time
-            assert [m.type for m in volca[:3]] == ["note_on", "control_change", "control_change"]
-            assert volca[0].velocity == 127 and volca[1].control == 42
-            assert volca[2].control == 43 and volca[2].value <= 13
-            assert [m.type for m in volca[3:5]] == ["note_off", "note_on"]
-            assert volca[3].note == volca[0].note
-            assert s1 == []  # not plugged in: nothing sent, nothing crashed
-
-            fake.plugged.add("S-1:S-1 MIDI 1 24:0")  # plug it in: found by the retry
-            await until(lambda: "(waiting" not in channel.state, 8)
-            fake.play(xtouch, cc(11, 1, 5))
-            await until(lambda: engine.outputs == 4)
-            # thru_matrix translates: the X-TOUCH's first control is the S-1's note
-            assert mido.Message("note_on", channel=2, note=5, velocity=127) in s1
-            answer = [m for m in s1 if m.type == "control_change"]
-            assert answer and {m.channel for m in s1} == {2}
-            # the S-1 echoes what it was sent back on its input: ignored
-            fake.play("S-1:S-1 MIDI 1 24:0", answer[0])
-            await until(lambda: channel.echoes == 1)
-            assert engine.inputs == 4
-            fake.play("S-1:S-1 MIDI 1 24:0", cc(3, 20, 127))  # a real S-1 knob
-            await until(lambda: engine.inputs == 5)
-            assert engine.status()["last_input"]["source"] == "midi S-1"
-
-            fake.plugged.discard("Volca FM:Volca FM MIDI 1 28:0")  # unplugged mid-performance
-            await until(lambda: "out Volca (waiting" in channel.state)
-            fake.play(xtouch, cc(11, 1, 6))
-            await until(lambda: engine.outputs == 5)  # the rest keeps playing
-            fake.plugged.add("Volca FM:Volca FM MIDI 1 28:0")
-            await until(lambda: "(waiting" not in channel.state, 8)
-            before = len(volca)
-            fake.play(xtouch, cc(11, 1, 7))
-            await until(lambda: len(volca) > before)
-            last_note = [m for m in s1 if m.type == "note_on"][-1].note
-        # stopping ends the sounding notes on every output
-        assert volca[-1].type == "note_off"
-        assert s1[-1] == mido.Message("note_off", channel=2, note=last_note, velocity=0)
+        # the Volca hears notes and CCs as mapped, one note at a time
+        assert [m.type for m in volca[:3]] == ["note_on", "control_change", "control_change"]
+        assert volca[0].velocity == 127 and volca[1].control == 42
+        assert volca[2].control == 43 and volca[2].value <= 13
+        assert [m.type for m in volca[3:5]] == ["note_off", "note_on"]
+        assert volca[3].note == volca[0].note
 
     play(scenario())
+
+
+def test_an_output_plugged_in_later_is_found_and_played(studio):
+    fake, config = studio
+    s1 = fake.sent[S1]
+
+    async def scenario():
+        async with running(config, FAST) as engine:
+            channel = engine.channels["midi"]
+            assert "out S-1 (waiting for it)" in channel.state
+            fake.play(XTOUCH, cc(11, 1, 127))
+            await until(lambda: engine.outputs == 1)
+            assert s1 == []  # not plugged in: nothing sent, nothing crashed
+            fake.plugged.add(S1)  # plug it in: found by the retry
+            await until(lambda: "(waiting" not in channel.state, 8)
+            fake.play(XTOUCH, cc(11, 1, 5))
+            await until(lambda: engine.outputs == 2)
+            await until(lambda: any(m.type == "control_change" for m in s1))
+
+    play(scenario())
+
+
+def test_thru_matrix_translates_the_x_touch_into_the_s1s_mapping(studio):
+    fake, config = studio
+    fake.plugged.add(S1)
+    s1 = fake.sent[S1]
+
+    async def scenario():
+        async with running(config, FAST) as engine:
+            fake.play(XTOUCH, cc(11, 1, 5))
+            await until(lambda: engine.outputs == 1)
+            await until(lambda: any(m.type == "control_change" for m in s1))
+        # the X-TOUCH's first control is the S-1's note; everything on the S-1's channel
+        assert mido.Message("note_on", channel=2, note=5, velocity=127) in s1
+        assert {m.channel for m in s1} == {2}
+
+    play(scenario())
+
+
+def test_an_echo_of_what_was_sent_is_ignored_and_real_input_is_not(studio):
+    fake, config = studio
+    fake.plugged.add(S1)
+    s1 = fake.sent[S1]
+
+    async def scenario():
+        async with running(config, FAST) as engine:
+            channel = engine.channels["midi"]
+            fake.play(XTOUCH, cc(11, 1, 5))
+            await until(lambda: any(m.type == "control_change" for m in s1))
+            answer = next(m for m in s1 if m.type == "control_change")
+            fake.play(S1, answer)  # the S-1 echoes what it was sent back on its input
+            await until(lambda: channel.echoes == 1)
+            assert engine.inputs == 1
+            fake.play(S1, cc(3, 20, 127))  # a real S-1 knob
+            await until(lambda: engine.inputs == 2)
+            assert engine.status()["last_input"]["source"] == "midi S-1"
+
+    play(scenario())
+
+
+def test_an_output_unplugged_mid_performance_is_waited_for_while_the_rest_plays(studio):
+    fake, config = studio
+    fake.plugged.add(S1)
+    volca = fake.sent[VOLCA]
+
+    async def scenario():
+        async with running(config, FAST) as engine:
+            channel = engine.channels["midi"]
+            await until(lambda: "(waiting" not in channel.state)
+            fake.plugged.discard(VOLCA)  # unplugged mid-performance
+            await until(lambda: "out Volca (waiting" in channel.state)
+            fake.play(XTOUCH, cc(11, 1, 6))
+            await until(lambda: engine.outputs == 1)  # the rest keeps playing
+            fake.plugged.add(VOLCA)
+            await until(lambda: "(waiting" not in channel.state, 8)
+            before = len(volca)
+            fake.play(XTOUCH, cc(11, 1, 7))
+            await until(lambda: len(volca) > before)
+
+    play(scenario())
+
+
+def test_stopping_ends_the_sounding_notes_on_every_output(studio):
+    fake, config = studio
+    fake.plugged.add(S1)
+    volca, s1 = fake.sent[VOLCA], fake.sent[S1]
+
+    async def scenario():
+        async with running(config, FAST) as engine:
+            fake.play(XTOUCH, cc(11, 1, 7))
+            await until(lambda: engine.outputs == 1)
+            await until(lambda: any(m.type == "note_on" for m in volca))
+            await until(lambda: any(m.type == "note_on" for m in s1))
+
+    play(scenario())
+    assert volca[-1].type == "note_off"
+    sounding = [m for m in s1[:-1] if m.type == "note_on"][-1].note
+    assert s1[-1] == mido.Message("note_off", channel=2, note=sounding, velocity=0)
 
 
 def test_without_a_midi_system_the_other_channels_play(tmp_path, monkeypatch):
@@ -157,9 +233,7 @@ def test_without_a_midi_system_the_other_channels_play(tmp_path, monkeypatch):
 
     monkeypatch.setattr(midi, "open_backend", no_alsa)
     ports = Ports()
-    config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=CONFIG
-    )
+    config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path), extra=CONFIG)
 
     async def scenario():
         synth, performer = await OSCPeer.listen(ports.client), await OSCPeer.listen()
@@ -196,9 +270,10 @@ def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for
         tmp_path,
         ports,
         mode="polyphony",
-        model=model_file(tmp_path),
-        extra=CONFIG.replace("thru_matrix", "thru_raw = true\nthru_matrix"),
+        model=model_in(tmp_path),
+        extra=CONFIG,
     )
+    edit_config(config, adding={"midi.thru_raw": True})
     s1_sent = fake.sent[s1]
 
     async def scenario():
@@ -224,7 +299,6 @@ def test_sysex_is_forwarded_thru_up_to_a_size_and_a_failing_output_is_waited_for
 
 
 QUNEO = "QuNeo:QuNeo MIDI 1 32:0"
-S1 = "S-1:S-1 MIDI 1 24:0"
 
 
 def _quneo_and_s1(tmp_path, impsy_dir, monkeypatch, *, raw: bool):
@@ -234,7 +308,7 @@ def _quneo_and_s1(tmp_path, impsy_dir, monkeypatch, *, raw: bool):
     text = (impsy_dir / "configs" / "roland-s-1-quneo.toml").read_text()
     assert 'thru_matrix."QuNeo" = ["S-1"]' in text
     if raw:
-        text = text.replace("[midi]\n", "[midi]\nthru_raw = true\n", 1)
+        text = edited(text, adding={"midi.thru_raw": True})
     models = tmp_path / "models"
     models.mkdir()
     name = "musicMDRNN-dim9-layers2-units64-mixtures5-scale10.tflite"

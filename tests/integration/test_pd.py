@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from peers import Ports, model_file, play, running, until, write_config
+from peers import Ports, play, running, until, write_config
 
 from antiphon.engine.setup import Overrides
+from workspaces import model_in
 
 PATCH = Path(__file__).resolve().parents[2] / "examples" / "workshop.pd"
 
@@ -90,7 +91,7 @@ NEEDS_PD = pytest.mark.skipif(
 def test_workshop_patch_plays_with_the_engine(tmp_path):
     ports = Ports()
     patch_for(tmp_path, ports, move=True)
-    config = write_config(tmp_path, ports, mode="polyphony", model=model_file(tmp_path))
+    config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path))
 
     async def scenario():
         async with running(config, Overrides(timescale=0.01)) as engine:
@@ -113,7 +114,7 @@ def test_participants_hear_the_model_answer_before_they_play(tmp_path):
     plays from the start, and the patch's synth voice sounds it."""
     ports = Ports()
     patch_for(tmp_path, ports, move=False)
-    config = write_config(tmp_path, ports, model=model_file(tmp_path), threshold=0.5)
+    config = write_config(tmp_path, ports, model=model_in(tmp_path), threshold=0.5)
 
     async def scenario():
         async with running(config) as engine:

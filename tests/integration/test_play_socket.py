@@ -11,6 +11,7 @@ import pytest
 
 from antiphon.data.logs import read_log, recording_order
 from antiphon.web.pages.play import BURST, MAX_FRAME, RATE
+from waiting import wait_until
 
 websockets = pytest.importorskip("websockets")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
@@ -19,7 +20,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 def connect(instrument, origin: str | None = "same"):
     uri = instrument.url.replace("http", "ws") + "/play/ws"
     origin = instrument.url if origin == "same" else origin
-    return websockets.connect(uri, origin=origin, max_size=None)
+    # max_queue=None: a browser reads every message. With the library's bounded queue, a
+    # test that stops reading stops reading the socket too, and its close then waits 10 s
+    # for a close frame it does not read.
+    return websockets.connect(uri, origin=origin, max_size=None, max_queue=None)
 
 
 async def next_of(ws, kind: str, timeout: float = 10.0) -> dict:
@@ -53,7 +57,7 @@ def test_playing_is_an_input_from_the_browser_and_the_model_answers(instrument):
             seen: list[dict] = []
             for i in range(10):
                 await ws.send(json.dumps({"type": "play", "values": [i / 10, 0.5, 0.25]}))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # a performer's pace
             while not any(e["kind"] == "output" for e in seen):
                 seen += (await next_of(ws, "events"))["events"]
             return hello, seen
@@ -65,8 +69,8 @@ def test_playing_is_an_input_from_the_browser_and_the_model_answers(instrument):
     assert inputs[0]["source"] == "browser" and inputs[0]["values"] == [0.0, 0.5, 0.25]
     output = next(e for e in events if e["kind"] == "output")
     assert len(output["values"]) == 3 and output["played"] >= output["deadline"]
-    status = engine_status(instrument)
-    assert status["inputs"] == 10 and status["last_input"]["source"] == "browser"
+    wait_until(lambda: engine_status(instrument)["inputs"] == 10, what="the ten inputs")
+    assert engine_status(instrument)["last_input"]["source"] == "browser"
 
 
 def test_bad_messages_are_refused_with_a_reason_and_nothing_is_played(instrument):
@@ -140,7 +144,7 @@ def test_a_take_is_a_log_of_its_own(instrument):
             started = await next_of(ws, "take")
             for i in range(60):
                 await ws.send(json.dumps({"type": "play", "values": [i / 60, 0.5, 0.5]}))
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # a performer's pace
             await ws.send(json.dumps({"type": "take", "action": "stop"}))
             stopped = await next_of(ws, "take")
             await ws.send(json.dumps({"type": "take", "action": "stop"}))

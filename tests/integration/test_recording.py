@@ -16,14 +16,7 @@ from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
 from antiphon.data.logs import read_log
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"{what} not reached in time"
-        time.sleep(0.05)
-    return found
+from waiting import wait_until
 
 
 def play(instrument: Instrument, value: float, count: int = 5) -> None:
@@ -31,7 +24,7 @@ def play(instrument: Instrument, value: float, count: int = 5) -> None:
     client = SimpleUDPClient("127.0.0.1", instrument.osc_port)
     for i in range(count):
         client.send_message("/interface", [value, 0.5, i / count])
-        time.sleep(0.02)
+        time.sleep(0.02)  # pacing: the performer's playing
 
 
 def status(instrument: Instrument) -> dict:
@@ -69,7 +62,7 @@ class Output:
 def test_the_live_log_cannot_be_deleted_and_a_deleted_one_is_replaced(instrument):
     play(instrument, 0.25)
     live = recording(instrument)
-    wait_for(lambda: live.exists() and firsts(live) == [0.25] * 5, what="the first events")
+    wait_until(lambda: live.exists() and firsts(live) == [0.25] * 5, what="the first events")
 
     page = instrument.http.get("/logs", headers={"accept": "text/html"})
     assert f'{live.name}</a> <span class="tag">recording</span>' in page.text
@@ -87,11 +80,11 @@ def test_the_live_log_cannot_be_deleted_and_a_deleted_one_is_replaced(instrument
 
     live.unlink()  # what a shell, or `antiphon web` in another process, can still do
     play(instrument, 0.75)
-    new = wait_for(
+    new = wait_until(
         lambda: (p := recording(instrument)) != live and p.exists() and p,
         what="a new log",
     )
-    wait_for(lambda: firsts(new) == [0.75] * 5, what="the later events in the new log")
+    wait_until(lambda: firsts(new) == [0.75] * 5, what="the later events in the new log")
     assert not live.exists()
     out = instrument.stop()
     assert f"the log {live.name} was deleted while it was recorded; recording goes on in " in out
@@ -146,26 +139,26 @@ def test_a_full_disk_loses_only_what_it_could_not_hold_and_stop_is_clean(tmp_pat
             filler = fill(logs)
             outputs = status(instrument)["outputs"]
             play(instrument, 0.25)  # nowhere to write these
-            wait_for(lambda: output.has("cannot write the log"), what="the problem reported")
+            wait_until(lambda: output.has("cannot write the log"), what="the problem reported")
             assert output.has("(No space left on device): events are being lost, the music goes on")
             # ...and the music went on: every input was answered
-            wait_for(lambda: status(instrument)["outputs"] >= outputs + 5, what="answers")
+            wait_until(lambda: status(instrument)["outputs"] >= outputs + 5, what="answers")
 
             filler.unlink()  # room again
             play(instrument, 0.5)
             log = recording(instrument)
-            wait_for(lambda: log.exists() and firsts(log)[-5:] == [0.5] * 5, what="recording")
+            wait_until(lambda: log.exists() and firsts(log)[-5:] == [0.5] * 5, what="recording")
             # the last events before the room was made may have been written after it
             late = firsts(log).count(0.25)
             assert firsts(log) == [0.25] * late + [0.5] * 5
             again = f"the log {log.name} is being written again ({5 - late} events"
-            wait_for(lambda: output.has(again), what="the recovery reported")
+            wait_until(lambda: output.has(again), what="the recovery reported")
 
             fill(logs)
             # the log's last 4 KB page has room for some; the rest is lost, and then
             # antiphon is stopped on a full disk
             play(instrument, 0.75, count=150)
-            wait_for(
+            wait_until(
                 lambda: sum("cannot write the log" in line for line in output.lines) == 2,
                 what="the second problem reported",
             )

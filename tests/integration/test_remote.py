@@ -15,39 +15,30 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
-import httpx
 import pytest
 from click.testing import CliRunner
-from peers import Instrument, free_port
+from peers import Instrument, free_port, wait_until_up
 
 from antiphon import config as config_schema
 from antiphon import remote as antiphon_remote
 from antiphon.cli import cli
-from antiphon.data.logs import LogWriter, read_log
+from antiphon.data.logs import read_log
 from antiphon.io.osc import message
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
 from antiphon.workspace import Workspace, init
+from workspaces import edit_config, edited, save_model, write_log
 
 
 def free_tcp_port() -> int:
     return free_port(socket.SOCK_STREAM)
 
 
-def write_log(folder: Path, start: datetime) -> Path:
-    with LogWriter(folder, 9, started=start) as writer:
-        for i in range(30):
-            writer.write("interface", [0.5] * 8, start + timedelta(seconds=i / 10))
-    return writer.path
-
-
 @pytest.fixture
-def instrument(tmp_path):
+def web_with_password(tmp_path):
+    """`antiphon web` (no engine) on a workspace with the password "pw", two logs and a
+    dataset: the instrument `antiphon remote` speaks to; (its address, the workspace)."""
     init(tmp_path / "pi")
     ws = Workspace(tmp_path / "pi")
-    text = ws.config_path.read_text().replace('# password = "choose-one"', 'password = "pw"')
-    ws.config_path.write_text(text)
+    edit_config(ws.config_path, adding={"webui.password": "pw"})
     write_log(ws.logs, datetime(2024, 6, 1, 10, 0))
     write_log(ws.logs, datetime(2024, 6, 2, 10, 0))
     (ws.datasets / "training-dataset-9d.npz").write_bytes(b"\x00" * 100)
@@ -58,13 +49,7 @@ def instrument(tmp_path):
         stderr=subprocess.STDOUT,
     )
     url = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://{url}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    wait_until_up(f"http://{url}")
     yield url, ws
     process.terminate()
     process.wait(timeout=10)
@@ -80,15 +65,12 @@ def remote(*args: str, cwd: Path | None = None, password: str | None = "pw"):
         os.chdir(old)
 
 
-def test_status_push_model_and_use(instrument, tmp_path):
-    url, ws = instrument
+def test_status_push_model_and_use(web_with_password, tmp_path):
+    url, ws = web_with_password
     status = remote("--url", url, "status")
     assert status.exit_code == 0, status.output
     assert "not playing; 2 logs, 1 datasets, 0 models" in status.output
-    model = files.save(
-        tmp_path / "mine.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 0)),
-    )
+    model = save_model(tmp_path / "mine.safetensors", 9, "xxs", 0)
     pushed = remote("--url", url, "push-model", str(model), "--use")
     assert pushed.exit_code == 0, pushed.output
     assert "uploaded mine.safetensors" in pushed.output and "now plays" in pushed.output
@@ -96,16 +78,13 @@ def test_status_push_model_and_use(instrument, tmp_path):
     assert config_schema.load(ws.config_path).model.file == "models/mine.safetensors"
     again = remote("--url", url, "push-model", str(model), "--use")  # a workshop re-runs it
     assert again.exit_code == 0 and "already has mine.safetensors" in again.output
-    changed = files.save(
-        tmp_path / "changed" / "mine.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 5)),
-    )
+    changed = save_model(tmp_path / "changed" / "mine.safetensors", 9, "xxs", 5)
     refused = remote("--url", url, "push-model", str(changed))
     assert refused.exit_code == 1 and "a different model called mine" in refused.output
 
 
-def test_pull_logs_fetches_only_what_is_new(instrument, tmp_path):
-    url, ws = instrument
+def test_pull_logs_fetches_only_what_is_new(web_with_password, tmp_path):
+    url, ws = web_with_password
     laptop = tmp_path / "laptop"
     laptop.mkdir()
     first = remote("--url", url, "pull-logs", cwd=laptop)
@@ -130,8 +109,8 @@ def test_pull_logs_fetches_only_what_is_new(instrument, tmp_path):
     assert not list(laptop.rglob(".*.part"))
 
 
-def test_push_config_is_checked_by_the_instrument(instrument, tmp_path):
-    url, ws = instrument
+def test_push_config_is_checked_by_the_instrument(web_with_password, tmp_path):
+    url, ws = web_with_password
     before = ws.config_path.read_text()
     bad = tmp_path / "bad.toml"
     bad.write_text('[interaction]\nmode = "loud"\n')
@@ -139,14 +118,14 @@ def test_push_config_is_checked_by_the_instrument(instrument, tmp_path):
     assert refused.exit_code == 1 and "interaction.mode" in refused.output
     assert ws.config_path.read_text() == before
     good = tmp_path / "good.toml"
-    good.write_text(before.replace("threshold = 0.1 ", "threshold = 0.3 "))
+    good.write_text(edited(before, {"interaction.threshold": 0.3}))
     accepted = remote("--url", url, "push-config", str(good))
     assert accepted.exit_code == 0 and "Saved config.toml" in accepted.output
     assert config_schema.load(ws.config_path).interaction.threshold == 0.3
 
 
-def test_password_and_connection_problems_are_explained(instrument):
-    url, _ = instrument
+def test_password_and_connection_problems_are_explained(web_with_password):
+    url, _ = web_with_password
     missing = remote("--url", url, "status", password=None)
     assert missing.exit_code == 1 and "asks for a password" in missing.output
     wrong = remote("--url", url, "status", password="nope")
@@ -156,12 +135,9 @@ def test_password_and_connection_problems_are_explained(instrument):
     assert "Traceback" not in nobody.output
 
 
-def test_one_command_updates_several_instruments(instrument, tmp_path):
-    url, ws = instrument
-    model = files.save(
-        tmp_path / "m.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(9, "xxs"), 1)),
-    )
+def test_one_command_updates_several_instruments(web_with_password, tmp_path):
+    url, ws = web_with_password
+    model = save_model(tmp_path / "m.safetensors", 9, "xxs", 1)
     result = remote("--url", url, "--url", f"http://{url}/", "status")
     assert result.exit_code == 0 and result.output.count("not playing") == 2
     pushed = remote("--url", url, "push-model", str(model))
@@ -188,24 +164,21 @@ def test_remote_drives_a_playing_instrument(tmp_path):
             player.sendto(
                 message("/interface", [0.1 * (i % 10), 0.5, 0.5]), ("127.0.0.1", pi.osc_port)
             )
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: the performer's playing
         player.close()
         deadline = time.monotonic() + 30  # the log writer hands rows to disk in batches
         while not _rows_on_disk(pi.workspace.logs, 20):
             assert time.monotonic() < deadline, "the take never reached the disk"
             time.sleep(0.05)
 
-        model = files.save(
-            tmp_path / "new.safetensors",
-            files.ModelFile(Weights.random(Architecture.from_size(4, "xxs"), 7)),
-        )
+        model = save_model(tmp_path / "new.safetensors", 4, "xxs", 7)
         pushed = remote("--url", url, "push-model", str(model), "--use", password=None)
         assert pushed.exit_code == 0, pushed.output
         assert pi.http.get("/api/status").json()["engine"]["model"]["name"] == "new.safetensors"
 
         config = tmp_path / "config.toml"
         config.write_text(
-            pi.workspace.config_path.read_text().replace("threshold = 0.1 ", "threshold = 0.4 ")
+            edited(pi.workspace.config_path.read_text(), {"interaction.threshold": 0.4})
         )
         applied = remote("--url", url, "push-config", str(config), "--apply", password=None)
         assert applied.exit_code == 0, applied.output
@@ -223,10 +196,10 @@ def test_remote_drives_a_playing_instrument(tmp_path):
         pi.stop()
 
 
-def test_pulling_never_loses_a_log(instrument, tmp_path):
+def test_pulling_never_loses_a_log(web_with_password, tmp_path):
     """A log that grew replaces its shorter copy; a different log with the same name
     (another instrument started in the same second) is kept beside it."""
-    url, ws = instrument
+    url, ws = web_with_password
     laptop = tmp_path / "laptop"
     laptop.mkdir()
     assert remote("--url", url, "pull-logs", cwd=laptop).exit_code == 0

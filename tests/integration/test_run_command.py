@@ -10,12 +10,13 @@ import sys
 import time
 
 import pytest
-from peers import Ports, free_port, model_file, play, write_config
+from peers import Ports, free_port, play, write_config
 from websockets.asyncio.client import connect
 
 from antiphon.data.logs import read_log
 from antiphon.engine.setup import Overrides, prepare
 from antiphon.model import loader
+from workspaces import model_in
 
 MAPPING = '[["note_on", 1], ["control_change", 1, 42], ["control_change", 1, 43]]'
 
@@ -46,7 +47,7 @@ def test_sigterm_stops_cleanly_with_note_offs_and_a_flushed_log(tmp_path):
         f'[websocket]\nserver_ip = "127.0.0.1"\nserver_port = {ws_port}\n'
         f"input = {MAPPING}\noutput = {MAPPING}\n"
     )
-    write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path), extra=extra)
+    write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path), extra=extra)
     process = start("--verbose", "--timescale", "5", cwd=tmp_path)
 
     async def listen() -> list[str]:
@@ -70,7 +71,7 @@ def test_sigterm_stops_cleanly_with_note_offs_and_a_flushed_log(tmp_path):
 
 def test_sigint_stops_with_exit_code_0(tmp_path):
     ports = Ports()
-    write_config(tmp_path, ports, mode="callresponse", model=model_file(tmp_path))
+    write_config(tmp_path, ports, mode="callresponse", model=model_in(tmp_path))
     web = free_port(socket.SOCK_STREAM)
     process = start("--web-port", str(web), cwd=tmp_path)
     wait_for_line(process.stderr, "playing; Ctrl-C stops")
@@ -100,7 +101,7 @@ def test_without_a_model_it_says_so_and_plays_performer_only(tmp_path):
 def test_without_the_web_ui_bad_configs_stop_at_start_with_one_message(tmp_path):
     """(With the web UI, antiphon stays up to be fixed: see test_hostile_engine.py.)"""
     ports = Ports()
-    config = write_config(tmp_path, ports, dimension=9, model=model_file(tmp_path, dimension=4))
+    config = write_config(tmp_path, ports, dimension=9, model=model_in(tmp_path, dimension=4))
     result = subprocess.run(
         [sys.executable, "-m", "antiphon", "run", "-c", str(config), "--no-web"],
         capture_output=True,
@@ -149,7 +150,7 @@ def test_the_instrument_path_imports_no_ml_framework():
 def test_bundled_model_plays_when_nothing_is_configured(tmp_path, monkeypatch):
     folder = tmp_path / "bundled"
     folder.mkdir()
-    model_file(tmp_path, dimension=9).rename(folder / "default-dim9.safetensors")
+    model_in(tmp_path, dimension=9).rename(folder / "default-dim9.safetensors")
     monkeypatch.setattr(loader, "BUNDLED", folder)
     setup = prepare(None, Overrides())
     assert setup.model_name == "default-dim9.safetensors (bundled)"
@@ -169,7 +170,7 @@ def test_services_run_beside_the_engine_and_a_failing_one_does_not_stop_it(tmp_p
     from antiphon.engine.runner import perform
 
     ports = Ports()
-    config = write_config(tmp_path, ports, mode="battle", model=model_file(tmp_path))
+    config = write_config(tmp_path, ports, mode="battle", model=model_in(tmp_path))
     seen = {}
     stop = asyncio.Event()
 

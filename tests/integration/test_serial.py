@@ -7,14 +7,15 @@ import asyncio
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import mido
 import pytest
-from peers import Ports, model_file, play, running, until, write_config
+from peers import Ports, play, running, until, write_config
 
 from antiphon.engine.setup import Overrides
+from waiting import wait_until
+from workspaces import model_in
 
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is missing")
 
@@ -38,10 +39,7 @@ class Cable:
             ],
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 5
-        while not (self.device.exists() and self.far.exists()):
-            assert time.monotonic() < deadline, "socat did not create the pty pair"
-            time.sleep(0.01)
+        wait_until(lambda: self.device.exists() and self.far.exists(), what="socat's pty pair")
         self.fd = os.open(self.far, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
 
     def unplug(self) -> None:
@@ -111,12 +109,14 @@ def cable(tmp_path):
     cable.unplug()
 
 
-def test_serial_text_both_ways_with_garbage_and_a_replugged_device(tmp_path, cable):
-    ports = Ports()
+def serial_config(tmp_path, cable):
+    """A config that plays a serial text device (a micro:bit) on ``cable``, in polyphony."""
     extra = f'[serial]\nport = "{cable.device}"\nbaudrate = 115200\n'
-    config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=extra
-    )
+    return write_config(tmp_path, Ports(), mode="polyphony", model=model_in(tmp_path), extra=extra)
+
+
+def test_serial_lines_are_read_across_writes_and_garbage_is_counted(tmp_path, cable):
+    config = serial_config(tmp_path, cable)
 
     async def scenario():
         async with running(config, Overrides(timescale=0.001)) as engine:
@@ -133,19 +133,40 @@ def test_serial_text_both_ways_with_garbage_and_a_replugged_device(tmp_path, cab
             counts = engine.warnings.counts
             assert counts["serial-garbage"] == 2 and counts["length serial"] == 1
             assert counts["range serial"] == 1
+
+    play(scenario())
+
+
+def test_serial_answers_are_lines_of_four_decimals(tmp_path, cable):
+    config = serial_config(tmp_path, cable)
+
+    async def scenario():
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            cable.write(b"0.1,0.2,0.3\n0.4,0.5,0.6\n0.7,0.8,0.9\n")
+            await until(lambda: engine.inputs == 3)
             lines = (await cable.read(3 * 21)).decode().splitlines()
             assert len(lines) == 3
             for line in lines:
                 values = line.split(",")
                 assert len(values) == 3 and all(len(v.split(".")[1]) == 4 for v in values)
 
+    play(scenario())
+
+
+def test_a_replugged_serial_device_is_read_again(tmp_path, cable):
+    config = serial_config(tmp_path, cable)
+
+    async def scenario():
+        async with running(config, Overrides(timescale=0.001)) as engine:
+            cable.write(b"0.1,0.2,0.3\n")
+            await until(lambda: engine.inputs == 1)
             cable.unplug()  # the micro:bit is pulled out
             await until(lambda: "waiting for" in engine.channels["serial"].state)
             assert "lost it" in engine.channels["serial"].state
             cable.plug()  # and plugged in again
             await until(lambda: engine.channels["serial"].state.startswith("open"), 8)
             cable.write(b"0.9,0.9,0.9\n")
-            await until(lambda: engine.inputs == 4)
+            await until(lambda: engine.inputs == 2)
             assert engine.last_input == pytest.approx([0.9, 0.9, 0.9])
 
     play(scenario())
@@ -180,9 +201,7 @@ def test_serial_midi_bytes_both_ways_and_note_off_on_stop(tmp_path, cable):
         f"{SERIALMIDI_INPUT}"
         'output = [["note_on", 3], ["control_change", 3, 42], ["control_change", 3, 43, 0, 13]]\n'
     )
-    config = write_config(
-        tmp_path, ports, mode="polyphony", model=model_file(tmp_path), extra=extra
-    )
+    config = write_config(tmp_path, ports, mode="polyphony", model=model_in(tmp_path), extra=extra)
 
     async def scenario():
         async with running(config, Overrides(timescale=0.001)) as engine:

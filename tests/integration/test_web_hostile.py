@@ -28,6 +28,7 @@ from antiphon import config
 from antiphon.bench.engine import round_trips
 from antiphon.web import connections, sessions
 from antiphon.web.pages import live
+from workspaces import edited
 
 FLOOD = 1200
 
@@ -254,7 +255,7 @@ def test_live_pages_that_never_read_are_let_go_and_cost_the_music_nothing(answer
         while not stop.is_set():
             for _ in range(20):
                 inputs.send_message("/interface", [0.25, 0.5, 0.75])
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing the flood
 
     flooding = threading.Thread(target=flood)
     url = answering.url.replace("http", "ws", 1) + "/live/ws"
@@ -287,7 +288,7 @@ def test_live_pages_that_never_read_are_let_go_and_cost_the_music_nothing(answer
 def test_password_guessing_is_slowed_per_computer_and_never_stalls_the_music(answering):
     token = {"x-csrf-token": answering.http.cookies["antiphon_csrf"]}
     text = answering.workspace.config_path.read_text()
-    protected = text.replace('# password = "choose-one"', 'password = "s3cret"')
+    protected = edited(text, adding={"webui.password": "s3cret"})
     assert answering.http.put("/api/config", content=protected, headers=token).status_code == 200
 
     def guess(i: int) -> int:

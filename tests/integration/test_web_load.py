@@ -15,6 +15,11 @@ from peers import Instrument
 from antiphon import config
 from antiphon.bench.engine import RoundTrips, round_trips
 from antiphon.data import performer
+from waiting import wait_until
+
+
+def engine_inputs(http) -> int:
+    return http.get("/api/status").json()["engine"]["inputs"]
 
 
 def test_every_osc_message_is_answered_while_a_dataset_builds_and_logs_zip(tmp_path):
@@ -33,20 +38,24 @@ def test_every_osc_message_is_answered_while_a_dataset_builds_and_logs_zip(tmp_p
                 round_trips(osc.server_port, osc.client_port, stop=stop, controls=3, interval=0.01)
             )
         )
-        pinging.start()
-        time.sleep(0.3)
         http = playing.http
+        pinging.start()
+        wait_until(lambda: engine_inputs(http) >= 5, what="the engine being played")
         http.get("/")
         form = {"csrf_token": http.cookies["antiphon_csrf"]}
         began = time.monotonic()
         build = form | {"dimension": "4", "synthetic": "1"}  # the logs are synthetic
         page = http.post("/datasets/build", data=build, follow_redirects=True)
         job_id = re.search(r'data-job="([0-9a-f]+)"', page.text)[1]
-        while (job := http.get(f"/api/jobs/{job_id}").json())["state"] == "running":
-            time.sleep(0.05)
+        job = wait_until(
+            lambda: (j := http.get(f"/api/jobs/{job_id}").json())["state"] != "running" and j,
+            timeout=120,
+            what="the dataset build's end",
+        )
         zipped = http.post("/logs/archive", data=form | {"all": "1"})
         ended = time.monotonic()
-        time.sleep(0.3)
+        played = engine_inputs(http)
+        wait_until(lambda: engine_inputs(http) >= played + 5, what="play after the work")
     finally:
         stop.set()
         if pinging is not None:

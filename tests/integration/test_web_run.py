@@ -14,6 +14,8 @@ import pytest
 from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
+from workspaces import edited
+
 websockets = pytest.importorskip("websockets")
 
 
@@ -40,7 +42,7 @@ def test_live_socket_pushes_inputs_and_outputs(instrument):
             client = SimpleUDPClient("127.0.0.1", instrument.osc_port)
             for _ in range(5):
                 client.send_message("/interface", [0.25, 0.5, 0.75])
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing: the performer's playing
             seen: list[dict] = []
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not (
@@ -74,14 +76,14 @@ def test_a_bad_config_is_refused_and_the_engine_keeps_playing(instrument):
         "/api/config",
         params={"apply": "1"},
         headers=token,
-        content=text.replace('mode = "callresponse"', 'mode = "x"'),
+        content=edited(text, {"interaction.mode": "x"}),
     )
     assert refused.status_code == 422
     applied = instrument.http.put(
         "/api/config",
         params={"apply": "1"},
         headers=token,
-        content=text.replace("threshold = 0.1 ", "threshold = 0.5 "),
+        content=edited(text, {"interaction.threshold": 0.5}),
     )
     assert applied.status_code == 200, applied.text
     assert instrument.http.get("/api/status").json()["engine"]["threshold"] == 0.5

@@ -7,13 +7,13 @@ import asyncio
 import socket
 
 import pytest
-import tomlkit
-from peers import Ports, free_port, model_file, play, running, until, write_config
+from peers import Ports, free_port, play, running, until, write_config
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from antiphon.engine.setup import Overrides
 from antiphon.io.websocket import MAX_BUFFERED, MAX_CLIENTS, MAX_FRAME, parse
+from workspaces import edit_config, model_in
 
 MAPPING = '[["note_on", 1], ["control_change", 1, 42], ["control_change", 2, 43, 0, 13]]'
 
@@ -24,7 +24,7 @@ def config_with_websocket(tmp_path, mode: str = "polyphony") -> tuple[object, st
         f'[websocket]\nserver_ip = "127.0.0.1"\nserver_port = {port}\n'
         f"input = {MAPPING}\noutput = {MAPPING}\n"
     )
-    config = write_config(tmp_path, ports, mode=mode, model=model_file(tmp_path), extra=extra)
+    config = write_config(tmp_path, ports, mode=mode, model=model_in(tmp_path), extra=extra)
     return config, f"ws://127.0.0.1:{port}"
 
 
@@ -85,18 +85,18 @@ def test_browser_pages_from_elsewhere_are_refused_and_native_clients_accepted(tm
                 await connect(url, origin="https://example.org")
             assert refused.value.response.status_code == 403
             assert engine.warnings.counts["websocket-origin"] == 1
-            async with connect(url) as native, connect(url, origin="http://localhost:4000"):
+            async with connect(url) as native, connect(url, origin="http://localhost:4000") as page:
                 await native.send("/channel/1/cc/42/127")
                 await until(lambda: engine.inputs == 1)
+                await page.send("/channel/1/cc/42/0")
+                await until(lambda: engine.inputs == 2)
 
     play(scenario())
 
 
 def test_configured_origins_are_accepted(tmp_path):
     config, url = config_with_websocket(tmp_path, mode="useronly")
-    document = tomlkit.parse(config.read_text())
-    document["websocket"]["allowed_origins"] = ["https://stage.example.org"]
-    config.write_text(tomlkit.dumps(document))
+    edit_config(config, adding={"websocket.allowed_origins": ["https://stage.example.org"]})
 
     async def scenario():
         async with running(config) as engine:

@@ -8,8 +8,6 @@ from click.testing import CliRunner
 
 from antiphon import __version__
 from antiphon.cli import cli
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import Architecture
 
 HEAVY = ("torch", "h5py", "matplotlib", "tensorflow")
@@ -87,14 +85,6 @@ def test_config_check_reports_errors_with_the_key(tmp_path):
     assert result.exit_code == 1
     assert "interaction.mode" in result.output and "'solo'" in result.output
     assert "callresponse" in result.output and "Traceback" not in result.output
-
-
-@pytest.fixture
-def model_file(tmp_path):
-    return files.save(
-        tmp_path / "m.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(4, "xs"), 0)),
-    )
 
 
 def test_model_info_prints_architecture_and_metadata(model_file):

@@ -9,16 +9,14 @@ import time
 
 import numpy as np
 import pytest
-import tomlkit
 from click.testing import CliRunner
 
 from antiphon.cli import cli
 from antiphon.data import dataset
 from antiphon.data.logs import read_log
 from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
 from antiphon.workspace import init
+from workspaces import edit_config
 
 
 def antiphon(*args, cwd, env=None, timeout=300):
@@ -43,7 +41,8 @@ def _blocking(tmp_path, module):
 
 
 @pytest.fixture
-def workspace(tmp_path, monkeypatch):
+def synth_workspace(tmp_path, monkeypatch):
+    """The current folder, where `antiphon data synth` wrote four performances."""
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(
         cli, ["data", "synth", "-D", "3", "-n", "4", "-m", "0.4", "--seed", "2"]
@@ -53,49 +52,53 @@ def workspace(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_synth_dataset_train_generate(workspace):
+def test_a_dataset_of_logs_no_one_played_needs_asking_for(synth_workspace):
+    result = CliRunner().invoke(cli, ["dataset", "-D", "3"])
+    assert result.exit_code == 1 and "--synthetic" in result.output
+    assert not list((synth_workspace / "datasets").glob("*.npz"))
+
+
+def test_synth_dataset_train_generate(synth_workspace):
     runner = CliRunner()
-    result = runner.invoke(cli, ["dataset", "-D", "3"])
-    assert result.exit_code == 1 and "--synthetic" in result.output  # not played: not asked
     result = runner.invoke(cli, ["dataset", "-D", "3", "--synthetic", "--plot", "data.png"])
     assert result.exit_code == 0, result.output
-    assert (workspace / "data.png").read_bytes()[:4] == b"\x89PNG"
+    assert (synth_workspace / "data.png").read_bytes()[:4] == b"\x89PNG"
     pytest.importorskip("torch")
     args = ["train", "-D", "3", "-M", "xxs", "-N", "2", "--seed", "1", "--threads", "1",
             "--epoch-windows", "32"]  # fmt: skip
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
-    models = sorted((workspace / "models").glob("*.safetensors"))
+    models = sorted((synth_workspace / "models").glob("*.safetensors"))
     assert len(models) == 1 and models[0].name.startswith("mdrnn-dim3-xxs-training-dataset-3d-")
     assert models[0].with_suffix(".png").is_file()
-    assert not list((workspace / "models").glob("*.checkpoint.pt"))  # finished: cleaned up
+    assert not list((synth_workspace / "models").glob("*.checkpoint.pt"))  # finished: cleaned up
     assert "validation NLL" in result.output and "x10-scaled" in result.output
     metadata = files.load(models[0]).metadata
     assert metadata["training"]["epochs"] == 2 and metadata["training"]["settings"]["seed"] == 1
     # the same command again: a second model, the first untouched
     before = models[0].read_bytes()
     assert runner.invoke(cli, args).exit_code == 0
-    assert len(list((workspace / "models").glob("*.safetensors"))) == 2
+    assert len(list((synth_workspace / "models").glob("*.safetensors"))) == 2
     assert models[0].read_bytes() == before
 
-    before = set((workspace / "logs").glob("*.log"))
+    before = set((synth_workspace / "logs").glob("*.log"))
     result = runner.invoke(
         cli, ["generate", str(models[0]), "-n", "300", "--seed", "3", "--plot", "g.png"]
     )
     assert result.exit_code == 0, result.output
-    (new,) = set((workspace / "logs").glob("*.log")) - before
+    (new,) = set((synth_workspace / "logs").glob("*.log")) - before
     generated = read_log(new)
     assert generated.sources == ["rnn"] * 300 and generated.dimension == 3
     assert generated.origin == "generated" and not generated.played
-    assert (workspace / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert (synth_workspace / "g.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_train_reports_progress_as_json_lines_the_web_ui_reads(workspace):
+def test_train_reports_progress_as_json_lines_the_web_ui_reads(synth_workspace):
     pytest.importorskip("torch")
     from antiphon.web.jobs import Job
 
     assert CliRunner().invoke(cli, ["dataset", "-D", "3", "--synthetic"]).exit_code == 0
-    progress = workspace / "run" / "progress.jsonl"
+    progress = synth_workspace / "run" / "progress.jsonl"
     result = CliRunner().invoke(
         cli,
         ["train", "-D", "3", "-M", "xxs", "-N", "3", "--no-earlystopping", "--seed", "1",
@@ -108,7 +111,7 @@ def test_train_reports_progress_as_json_lines_the_web_ui_reads(workspace):
     assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2, 3]
     batches = [r for r in records if r["event"] == "batch"]
     assert batches and all(0 < b["done"] <= b["total"] and b["epochs"] == 3 for b in batches)
-    (model,) = (workspace / "models").glob("*.safetensors")
+    (model,) = (synth_workspace / "models").glob("*.safetensors")
     assert records[0]["model"] == records[-1]["model"] == str(model.resolve())
     assert records[-1]["stopped"] == "reached 3 epochs"
 
@@ -119,14 +122,6 @@ def test_train_reports_progress_as_json_lines_the_web_ui_reads(workspace):
         r["val_nll"] for r in records if r["event"] == "epoch"
     ]
     assert "best validation NLL" in state["message"]
-
-
-@pytest.fixture
-def model_file(tmp_path):
-    return files.save(
-        tmp_path / "m.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(4, "xs"), 0)),
-    )
 
 
 def test_generate_writes_a_log_whose_timestamps_follow_the_dts(model_file, tmp_path):
@@ -170,11 +165,7 @@ def test_generate_plays_at_the_workspaces_settings(model_file, tmp_path, monkeyp
     result = CliRunner().invoke(cli, args)  # no config.toml: a new workspace's defaults
     assert f"(sigmatemp {DEFAULT_SIGMATEMP:g}, pitemp 1, timescale 1)" in result.output
     init(tmp_path / "ws")
-    config = tmp_path / "ws" / "config.toml"
-    document = tomlkit.parse(config.read_text())
-    document["model"]["sigmatemp"] = 0.5
-    document["model"]["timescale"] = 2.0
-    config.write_text(tomlkit.dumps(document))
+    edit_config(tmp_path / "ws" / "config.toml", {"model.sigmatemp": 0.5, "model.timescale": 2.0})
     monkeypatch.chdir(tmp_path / "ws")
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -221,35 +212,37 @@ def test_train_without_a_dataset_is_a_clear_error(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "no dataset folder datasets" in result.output
 
 
-def test_ctrl_c_saves_the_best_model_and_the_run_resumes(workspace):
+def test_ctrl_c_saves_the_best_model_and_the_run_resumes(synth_workspace):
     pytest.importorskip("torch")
     assert CliRunner().invoke(cli, ["dataset", "-D", "3", "--synthetic"]).exit_code == 0
     process = subprocess.Popen(
         [sys.executable, "-m", "antiphon", "train", "-D", "3", "-M", "xxs", "-N", "1000",
          "--no-earlystopping", "--seed", "1", "--threads", "1", "--epoch-windows", "32"],
-        cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=synth_workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not list((workspace / "models").glob("*.checkpoint.pt")):
+    while not list((synth_workspace / "models").glob("*.checkpoint.pt")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "stopped     interrupted" in out and "Traceback" not in err
-    (model,) = (workspace / "models").glob("*.safetensors")
-    (checkpoint,) = (workspace / "models").glob("*.checkpoint.pt")
-    assert f"antiphon train --resume {checkpoint.relative_to(workspace)}" in out
+    (model,) = (synth_workspace / "models").glob("*.safetensors")
+    (checkpoint,) = (synth_workspace / "models").glob("*.checkpoint.pt")
+    assert f"antiphon train --resume {checkpoint.relative_to(synth_workspace)}" in out
     done = files.load(model).metadata["training"]["epochs"]
 
-    result = antiphon("train", "--resume", str(checkpoint), "-N", str(done + 1), cwd=workspace)
+    result = antiphon(
+        "train", "--resume", str(checkpoint), "-N", str(done + 1), cwd=synth_workspace
+    )
     assert result.returncode == 0, result.stderr
     assert f"resuming {model.stem} after epoch {done}" in result.stdout
     assert f"reached {done + 1} epochs" in result.stdout
     assert not checkpoint.exists()
-    resumed = [m for m in (workspace / "models").glob("*.safetensors") if m != model]
+    resumed = [m for m in (synth_workspace / "models").glob("*.safetensors") if m != model]
     assert len(resumed) == 1 and files.load(resumed[0]).metadata["training"]["epochs"] == done + 1
-    refused = antiphon("train", "--resume", str(model), cwd=workspace)
+    refused = antiphon("train", "--resume", str(model), cwd=synth_workspace)
     assert refused.returncode == 1 and "not an antiphon training checkpoint" in refused.stderr
 
 

@@ -6,13 +6,13 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import datetime
 
 import numpy as np
 import pytest
 
 from antiphon.data import logs
+from waiting import wait_until
 
 
 def test_writer_names_the_file_and_writes_impsy_rows(tmp_path):
@@ -62,9 +62,7 @@ def written(path) -> str:
 def test_each_line_reaches_the_file_while_the_log_is_open(tmp_path):
     with logs.LogWriter(tmp_path, 3) as writer:
         writer.write("interface", [0.5, 0.25])
-        deadline = time.monotonic() + 5
-        while "0.25" not in written(writer.path) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: "0.25" in written(writer.path), what="the line in the file")
         assert writer.path.read_text().endswith(",interface,0.5,0.25\n")
 
 
@@ -145,23 +143,16 @@ def test_no_file_is_created_until_the_first_event(tmp_path):
     assert writer.path.read_text().endswith(",interface,0.5,0.25\n")
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
-
-
 def test_a_log_deleted_while_recorded_goes_on_in_a_new_file(tmp_path):
     heard: list[str] = []
     with logs.LogWriter(tmp_path, 3, report=heard.append) as writer:
         writer.write("interface", [0.1, 0.1])
-        wait_for(lambda: writer.written == 1)
+        wait_until(lambda: writer.written == 1)
         first = writer.path
         first.unlink()  # the Logs page or a shell, while antiphon records
         for i in range(5):
             writer.write("interface", [0.2, i / 10])
-        wait_for(lambda: writer.written == 6)
+        wait_until(lambda: writer.written == 6)
         second = writer.path
     assert second != first and not first.exists()
     assert logs.read_log(second).values[:, 1].tolist() == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
@@ -292,10 +283,3 @@ def test_a_log_created_before_its_origin_was_known_is_renamed_once(tmp_path):
         writer.write("interface", [0.3, 0.4])
     assert writer.path.name == "2024-03-01T12-00-00-osc-3d-mdrnn.log" and not first.exists()
     assert logs.read_log(writer.path).sources == ["rnn", "interface"]
-
-
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)

@@ -12,28 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from starlette.testclient import TestClient
 
 import bombs
 from antiphon.data.logs import write_events
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
-from antiphon.web.app import create_app
-from antiphon.workspace import Workspace, init
-
-
-@pytest.fixture
-def workspace(tmp_path):
-    init(tmp_path / "ws")
-    return Workspace(tmp_path / "ws")
-
-
-@pytest.fixture
-def client(workspace):
-    with TestClient(create_app(workspace), base_url="http://localhost") as c:
-        c.get("/")  # the CSRF cookie, as a browser gets it
-        yield c
+from workspaces import save_model
 
 
 def upload(client, url: str, path: Path, name: str | None = None):
@@ -106,10 +88,7 @@ def test_kept_uploads_are_readable_by_everyone(client, workspace, tmp_path):
     for i, n in enumerate((60, 0, 70)):
         perfs[i] = rng.random((n, 3)).astype(np.float32)
     np.savez_compressed(dataset_file, perfs=perfs)
-    model_file = files.save(
-        tmp_path / "mine.safetensors",
-        files.ModelFile(Weights.random(Architecture.from_size(4, "xxs"), 0)),
-    )
+    model_file = save_model(tmp_path / "mine.safetensors", 4, "xxs")
     old = os.umask(0o077)
     try:
         kept = upload(client, "/datasets/upload", dataset_file)

@@ -18,42 +18,23 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from starlette.testclient import TestClient
 
 from antiphon.data import dataset as datasets
 from antiphon.data.performer import Performer, write_logs
 from antiphon.model import files
-from antiphon.web.app import create_app
 from antiphon.web.pages import train as train_page
-from antiphon.workspace import Workspace, init
+from webclient import HTML, token
 
-HTML = {"accept": "text/html"}
 DATASET = "training-dataset-3d.npz"
-LOCAL = "http://localhost"  # the web UI answers only to names of this computer
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    init(tmp_path / "ws")
-    ws = Workspace(tmp_path / "ws")
-    write_logs(ws.logs, 3, performances=3, minutes=0.15, seed=1, started=datetime(2024, 5, 1))
-    return ws
-
-
-@pytest.fixture
-def client(workspace):
-    app = create_app(workspace)
-    with TestClient(app, base_url=LOCAL) as c:
-        c.get("/")  # receive the CSRF cookie, as a browser does
-        yield c
-        for job in app.state.web.jobs:  # a failed test must not leave training running
-            if job.process is not None and job.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    job.process.kill()
-
-
-def token(client):
-    return client.cookies.get("antiphon_csrf")
+def workspace(workspace):
+    """The shared fresh workspace, with three synthetic performances of dimension 3."""
+    write_logs(
+        workspace.logs, 3, performances=3, minutes=0.15, seed=1, started=datetime(2024, 5, 1)
+    )
+    return workspace
 
 
 def newest_job(page: str) -> str:
@@ -64,13 +45,12 @@ def newest_job(page: str) -> str:
 
 
 def wait_for(client, job_id: str, until=lambda job: job["state"] != "running", timeout=120):
-    """Poll the job API as the page does, until ``until(job)``."""
+    """Poll the job API as the page does, until ``until(job)``: the job then."""
     deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if until(job) or time.monotonic() > deadline:
-            return job
+    while not until(job := client.get(f"/api/jobs/{job_id}").json()):
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {job}"
         time.sleep(0.2)
+    return job
 
 
 def build(client, dimension, **fields):

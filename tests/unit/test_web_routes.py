@@ -4,67 +4,30 @@ import html
 import io
 import re
 import zipfile
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 import tomlkit
 from starlette.testclient import TestClient
 
 from antiphon import config as config_schema
-from antiphon.data.logs import LogWriter
-from antiphon.model import files
-from antiphon.model.mdrnn import Weights
-from antiphon.model.presets import Architecture
 from antiphon.web.app import create_app
 from antiphon.web.config_file import KEEP, history
-from antiphon.workspace import Workspace, init
-
-HTML = {"accept": "text/html"}
-LOCAL = "http://localhost"  # the web UI answers only to names of this computer
-
-
-def write_log(folder, dimension, start, events=50):
-    with LogWriter(folder, dimension, started=start) as writer:
-        for i in range(events):
-            values = [(i % 10) / 10] * (dimension - 1)
-            writer.write("interface", values, start + timedelta(seconds=i * 0.1))
-    return writer.path
-
-
-def model_file(path, *, dimension=9, size="xxs", seed):
-    """An untrained model saved at ``path``."""
-    return files.save(
-        path, files.ModelFile(Weights.random(Architecture.from_size(dimension, size), seed))
-    )
+from webclient import HTML, LOCAL, token
+from workspaces import edit_config, edited, save_model, write_log
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    init(tmp_path / "ws")
-    ws = Workspace(tmp_path / "ws")
-    write_log(ws.logs, 9, datetime(2024, 5, 1, 14, 30))
-    write_log(ws.logs, 9, datetime(2024, 5, 2, 9, 0), events=20)
-    files.save(
-        ws.models / "nine.safetensors",
-        files.ModelFile(
-            Weights.random(Architecture.from_size(9, "xs"), 0),
-            {"training": {"best_val_nll_scaled": -1.5, "dataset": "mine"}},
-        ),
-    )
-    model_file(ws.models / "four.safetensors", dimension=4, size="xs", seed=0)
-    (ws.datasets / "training-dataset-9d.npz").write_bytes(b"not really a dataset")
-    return ws
-
-
-@pytest.fixture
-def client(workspace):
-    with TestClient(create_app(workspace), base_url=LOCAL) as c:
-        c.get("/")  # receive the CSRF cookie, as a browser does
-        yield c
-
-
-def token(client):
-    return client.cookies.get("antiphon_csrf")
+def workspace(workspace):
+    """The shared fresh workspace, with two logs of dimension 9, a model of dimension 9
+    (with training metadata) and one of dimension 4, and a dataset that is not one."""
+    write_log(workspace.logs, datetime(2024, 5, 1, 14, 30), events=50)
+    write_log(workspace.logs, datetime(2024, 5, 2, 9, 0), events=20)
+    training = {"training": {"best_val_nll_scaled": -1.5, "dataset": "mine"}}
+    save_model(workspace.models / "nine.safetensors", 9, "xs", metadata=training)
+    save_model(workspace.models / "four.safetensors", 4, "xs")
+    (workspace.datasets / "training-dataset-9d.npz").write_bytes(b"not really a dataset")
+    return workspace
 
 
 def test_every_page_renders(client):
@@ -211,13 +174,13 @@ def upload(client, name, content):
 
 
 def test_model_upload_is_validated_before_it_is_kept(client, workspace, tmp_path):
-    good = model_file(tmp_path / "new.safetensors", seed=1)
+    good = save_model(tmp_path / "new.safetensors", 9, "xxs", seed=1)
     response = upload(client, "new.safetensors", good.read_bytes())
     assert response.status_code == 200 and "Uploaded new.safetensors" in response.text
     assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
     again = upload(client, "new.safetensors", good.read_bytes())
     assert again.status_code == 200 and "already here, exactly the same" in again.text
-    other = model_file(tmp_path / "other.safetensors", seed=2)
+    other = save_model(tmp_path / "other.safetensors", 9, "xxs", seed=2)
     different = upload(client, "new.safetensors", other.read_bytes())
     assert different.status_code == 409 and "never overwritten" in different.text
     assert (workspace.models / "new.safetensors").read_bytes() == good.read_bytes()
@@ -268,7 +231,7 @@ def test_use_refuses_a_model_of_another_dimension(client, workspace):
 
 def test_config_editor_rejects_invalid_text_and_leaves_the_file(client, workspace):
     before = workspace.config_path.read_text()
-    bad = before.replace('mode = "callresponse"', 'mode = "solo"')
+    bad = edited(before, {"interaction.mode": "solo"})
     response = client.post(
         "/config", data={"csrf_token": token(client), "text": bad, "action": "save"}, headers=HTML
     )
@@ -279,14 +242,14 @@ def test_config_editor_rejects_invalid_text_and_leaves_the_file(client, workspac
 
 def test_config_editor_saves_and_keeps_the_previous_config(client, workspace):
     before = workspace.config_path.read_text()
-    edited = before.replace("threshold = 0.1 ", "threshold = 0.25 ")
+    changed = edited(before, {"interaction.threshold": 0.25})
     response = client.post(
         "/config",
-        data={"csrf_token": token(client), "text": edited, "action": "save"},
+        data={"csrf_token": token(client), "text": changed, "action": "save"},
         headers=HTML,
     )
     assert response.status_code == 200 and "Saved config.toml" in response.text
-    assert workspace.config_path.read_text() == edited
+    assert workspace.config_path.read_text() == changed
     [kept] = history(workspace.config_path)
     assert kept.read_text() == before and kept.name in response.text  # offered to restore
     assert config_schema.load(workspace.config_path).interaction.threshold == 0.25
@@ -294,9 +257,10 @@ def test_config_editor_saves_and_keeps_the_previous_config(client, workspace):
 
 def test_an_earlier_config_can_be_restored(client, workspace):
     first = workspace.config_path.read_text()
-    for threshold in ("0.2", "0.3"):
-        text = first.replace("threshold = 0.1 ", f"threshold = {threshold} ")
-        client.put("/api/config", content=text, headers={"x-csrf-token": token(client)})
+    for threshold in (0.2, 0.3):
+        text = edited(first, {"interaction.threshold": threshold})
+        saved = client.put("/api/config", content=text, headers={"x-csrf-token": token(client)})
+        assert saved.status_code == 200, saved.text
     oldest = history(workspace.config_path)[-1]
     assert oldest.read_text() == first
     response = client.post(
@@ -314,24 +278,24 @@ def test_an_earlier_config_can_be_restored(client, workspace):
 def test_the_history_keeps_the_last_few_configs(client, workspace):
     text = workspace.config_path.read_text()
     for i in range(KEEP + 3):
-        edited = text.replace("threshold = 0.1 ", f"threshold = 0.{i + 10} ")
+        changed = edited(text, {"interaction.threshold": round(0.2 + i / 100, 2)})
         response = client.put(
-            "/api/config", content=edited, headers={"x-csrf-token": token(client)}
+            "/api/config", content=changed, headers={"x-csrf-token": token(client)}
         )
         assert response.status_code == 200
     assert len(history(workspace.config_path)) == KEEP
 
 
 @pytest.mark.parametrize(
-    ("model_line", "reason"),
+    ("model", "reason"),
     [
-        ('file = "models/four.safetensors"', "dimension-4 model"),
-        ('file = "models/missing.safetensors"', "no such model file"),
+        ("models/four.safetensors", "dimension-4 model"),
+        ("models/missing.safetensors", "no such model file"),
     ],
 )
-def test_a_config_that_cannot_play_is_never_saved(client, workspace, model_line, reason):
+def test_a_config_that_cannot_play_is_never_saved(client, workspace, model, reason):
     before = workspace.config_path.read_text()
-    broken = before.replace("[model]\n", f"[model]\n{model_line}\n", 1)
+    broken = edited(before, adding={"model.file": model})
     csrf = {"x-csrf-token": token(client)}
     response = client.put("/api/config?apply=1", content=broken, headers=csrf)
     assert response.status_code == 422 and reason in response.json()["error"]
@@ -385,12 +349,11 @@ def test_setup_form_makes_a_runnable_config(client):
 
 
 def test_setup_form_starts_from_the_config_and_keeps_what_it_does_not_ask(client, workspace):
-    document = tomlkit.parse(workspace.config_path.read_text())
-    document["model"]["file"] = "models/nine.safetensors"
-    document["model"]["sigmatemp"] = 0.33
-    document["webui"]["command_port"] = 4402
-    document["interaction"]["mode"] = "battle"
-    workspace.config_path.write_text(tomlkit.dumps(document))
+    edit_config(
+        workspace.config_path,
+        {"model.sigmatemp": 0.33, "webui.command_port": 4402, "interaction.mode": "battle"},
+        adding={"model.file": "models/nine.safetensors"},
+    )
     shown = client.get("/config/setup").text
     assert "<option selected>battle</option>" in shown  # the config's mode
     form = {"csrf_token": token(client), "mode": "polyphony", "dimension": "9", "osc": "on"}
@@ -419,10 +382,7 @@ def test_setup_form_grows_mapping_rows_with_the_dimension(client):
 
 
 def test_password_protects_every_page(workspace):
-    text = workspace.config_path.read_text().replace(
-        '# password = "choose-one"', 'password = "s3cret"'
-    )
-    workspace.config_path.write_text(text)
+    edit_config(workspace.config_path, adding={"webui.password": "s3cret"})
     with TestClient(create_app(workspace), base_url=LOCAL) as c:
         page = c.get("/logs", headers=HTML, follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/login?next=/logs"
@@ -445,15 +405,18 @@ def test_password_protects_every_page(workspace):
 
 def test_changing_the_password_logs_everyone_out(workspace):
     path = workspace.config_path
-    path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "one"'))
+    edit_config(path, adding={"webui.password": "one"})
     with TestClient(create_app(workspace), base_url=LOCAL) as c:
         c.get("/login")
         c.post("/login", data={"csrf_token": token(c), "password": "one"})
         assert c.get("/api/status").status_code == 200
-        new = path.read_text().replace('password = "one"', 'password = "two"')
+        new = edited(path.read_text(), {"webui.password": "two"})
         saved = c.post("/config", data={"csrf_token": token(c), "text": new, "action": "save"})
         assert saved.status_code in (200, 401)
         assert c.get("/api/status").status_code == 401
+        c.get("/login")
+        again = c.post("/login", data={"csrf_token": token(c), "password": "two"})
+        assert again.status_code == 200 and c.get("/api/status").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -479,23 +442,31 @@ def test_malformed_requests_get_a_4xx_not_a_500(client, method, url, kwargs):
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path):
-    headers = {"x-csrf-token": token(client)}
+def test_the_api_lists_the_logs(client, workspace):
     logs = client.get("/api/logs").json()
     assert {e["name"] for e in logs} == {p.name for p in workspace.logs.iterdir()}
     assert all(e["size"] > 0 and "mtime" in e for e in logs)
-    model = model_file(tmp_path / "api.safetensors", seed=2)
+
+
+def test_a_model_uploaded_through_the_api_can_be_played(client, tmp_path):
+    headers = {"x-csrf-token": token(client)}
+    model = save_model(tmp_path / "api.safetensors", 9, "xxs", seed=2)
+    refused = client.post("/api/models", files={"file": ("x.safetensors", model.read_bytes())})
+    assert refused.status_code == 403  # no CSRF token
     created = client.post(
         "/api/models", headers=headers, files={"file": ("api.safetensors", model.read_bytes())}
     )
     assert created.status_code == 201 and created.json()["dimension"] == 9
-    refused = client.post("/api/models", files={"file": ("x.safetensors", model.read_bytes())})
-    assert refused.status_code == 403
     used = client.post("/api/models/use", headers=headers, json={"name": "api.safetensors"})
     assert used.status_code == 200 and "api.safetensors" in used.json()["flash"]
     assert 'file = "models/api.safetensors"' in client.get("/api/config").text
+
+
+def test_the_api_saves_only_a_config_that_loads(client, workspace):
+    headers = {"x-csrf-token": token(client)}
     bad = client.put("/api/config", headers=headers, content="[model]\ndimension = 0\n")
     assert bad.status_code == 422 and "model.dimension" in bad.json()["error"]
+    assert config_schema.load(workspace.config_path).model.dimension == 9
     good = client.put("/api/config", headers=headers, content="[model]\ndimension = 4\n")
     assert good.status_code == 200
     assert config_schema.load(workspace.config_path).model.dimension == 4
@@ -503,7 +474,7 @@ def test_json_api_lists_uploads_uses_and_configures(client, workspace, tmp_path)
 
 def test_health_check_answers_without_a_login(workspace):
     path = workspace.config_path
-    path.write_text(path.read_text().replace('# password = "choose-one"', 'password = "p"'))
+    edit_config(path, adding={"webui.password": "p"})
     with TestClient(create_app(workspace), base_url=LOCAL) as c:
         assert c.get("/healthz").json() == {"ok": True, "playing": False}
         assert c.get("/api/logs").status_code == 401
@@ -523,7 +494,7 @@ def test_a_config_that_would_lock_out_the_laptop_is_refused(workspace):
         )
         assert refused.status_code == 422 and "would let only this computer" in refused.text
         assert workspace.config_path.read_text() == text
-        reachable = text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1)
+        reachable = edited(text, {"webui.host": "0.0.0.0"})
         put = laptop.put("/api/config", content=reachable, headers={"x-csrf-token": token(laptop)})
         assert put.status_code == 200 and workspace.config_path.read_text() == reachable
     with TestClient(

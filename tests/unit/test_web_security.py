@@ -11,22 +11,14 @@ from antiphon.web import sessions
 from antiphon.web.app import create_app
 from antiphon.web.security import Hosts
 from antiphon.web.sessions import Attempts, Hashed, Password, Sessions, hash_password
-from antiphon.workspace import Workspace, init
+from webclient import LOCAL
+from workspaces import edit_config, edited
 
-LOCAL = "http://localhost"
 LIVE = "ws://localhost/live/ws"
 
 
-@pytest.fixture
-def workspace(tmp_path):
-    init(tmp_path / "ws")
-    return Workspace(tmp_path / "ws")
-
-
 def with_password(workspace, password):
-    path = workspace.config_path
-    text = path.read_text().replace('# password = "choose-one"', f'password = "{password}"')
-    path.write_text(text)
+    edit_config(workspace.config_path, adding={"webui.password": password})
 
 
 def log_in(client, password):
@@ -287,7 +279,7 @@ def test_a_password_set_from_the_web_ui_is_saved_hashed(workspace):
     path = workspace.config_path
     with TestClient(app, base_url=LOCAL) as client:
         client.get("/config")
-        text = path.read_text().replace('# password = "choose-one"', 'password = "new one"')
+        text = edited(path.read_text(), adding={"webui.password": "new one"})
         saved = client.put(
             "/api/config", content=text, headers={"x-csrf-token": client.cookies["antiphon_csrf"]}
         )
@@ -303,8 +295,7 @@ def test_a_plain_password_kept_as_it_was_stays_plain(workspace):
     path = workspace.config_path
     with TestClient(create_app(workspace), base_url=LOCAL) as client:
         log_in(client, "kept")
-        text = path.read_text().replace("threshold = 0.1 ", "threshold = 0.2 ")
-        assert "threshold = 0.2 " in text
+        text = edited(path.read_text(), {"interaction.threshold": 0.2})
         saved = client.put(
             "/api/config", content=text, headers={"x-csrf-token": client.cookies["antiphon_csrf"]}
         )
