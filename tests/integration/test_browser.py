@@ -324,6 +324,7 @@ def loss_pixels(page) -> int:
     )
 
 
+@pytest.mark.slow
 def test_build_a_dataset_and_train_a_model(page, instrument):
     pytest.importorskip("torch")
     write_logs(instrument.workspace.logs, 4, performances=3, minutes=0.3, seed=5)
@@ -360,6 +361,7 @@ def test_build_a_dataset_and_train_a_model(page, instrument):
     shot(page, "models")
 
 
+@pytest.mark.slow
 def test_pages_fit_a_phone(browser, instrument):
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True

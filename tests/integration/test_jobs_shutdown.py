@@ -101,6 +101,7 @@ def test_sigterm_during_a_dataset_build_stops_the_build_and_the_engine(instrumen
     assert not (instrument.workspace.datasets / "training-dataset-4d.npz").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_during_training_keeps_the_best_model_and_stops_the_engine(instrument):
     pytest.importorskip("torch")
     performer = Performer(4, seed=3)

@@ -73,6 +73,7 @@ def test_playing_is_an_input_from_the_browser_and_the_model_answers(instrument):
     assert engine_status(instrument)["last_input"]["source"] == "browser"
 
 
+@pytest.mark.slow
 def test_bad_messages_are_refused_with_a_reason_and_nothing_is_played(instrument):
     bad = [
         "not json",

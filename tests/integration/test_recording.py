@@ -130,6 +130,7 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_a_full_disk_loses_only_what_it_could_not_hold_and_stop_is_clean(tmp_path):
     instrument = Instrument(tmp_path / "ws")
     output = Output(instrument.process)

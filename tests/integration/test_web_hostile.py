@@ -125,6 +125,7 @@ def outcomes(socks: list[socket.socket], timeout: float = 120) -> dict[str, int]
     return counts
 
 
+@pytest.mark.slow
 def test_a_flood_of_idle_connections_from_one_computer_leaves_the_rest_served(tmp_path):
     own_fd_limit(FLOOD + 200)
     with answering_instrument(tmp_path / "ws") as (answering, said):
@@ -147,6 +148,7 @@ def test_a_flood_of_idle_connections_from_one_computer_leaves_the_rest_served(tm
     assert 1 <= said[0].count("refused connections beyond") <= 3, said[0]  # rate-limited
 
 
+@pytest.mark.slow
 def test_connections_from_many_computers_are_capped_then_timed_out(answering):
     sources = [f"127.0.0.{i}" for i in range(2, 10)]  # 8 computers, 50 connections each
     flood = connect_all(answering.web_port, sources, 400)
@@ -185,6 +187,7 @@ def drip(port: int, head: bytes, first: bytes = b"") -> tuple[bool, bytes]:
         return False, said
 
 
+@pytest.mark.slow
 def test_request_heads_sent_a_byte_at_a_time_are_cut_off(answering):
     head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + b"a" * 40 + b"\r\n\r\n"
     assert len(head) > 3 * connections.HEAD_SECONDS
@@ -209,6 +212,7 @@ def partial_post(port: int, path: str, token: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_request_bodies_that_stop_coming_are_cut_and_abandoned_ones_are_quiet(answering):
     token = answering.http.cookies["antiphon_csrf"]
     for path in ("/config", "/api/config", "/logs/delete"):  # abandoned half-way
@@ -243,6 +247,7 @@ def tcp_state(sock: socket.socket) -> int:
 ESTABLISHED = 1
 
 
+@pytest.mark.slow
 def test_live_pages_that_never_read_are_let_go_and_cost_the_music_nothing(answering):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
@@ -335,6 +340,7 @@ def test_another_sites_name_cannot_command_the_instrument(answering):
     assert answering.command("/impsy/mode", "callresponse").status_code == 200  # from here
 
 
+@pytest.mark.slow
 def test_running_out_of_file_descriptors_is_one_line_not_a_traceback_storm(tmp_path):
     with answering_instrument(tmp_path / "ws") as (answering, said):
         pid = answering.process.pid

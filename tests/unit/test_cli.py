@@ -127,6 +127,7 @@ def test_test_model_without_any_model_uses_a_fresh_one(tmp_path, monkeypatch):
     assert "fresh untrained model" in result.output and "dimension 17" in result.output
 
 
+@pytest.mark.slow
 def test_bench_writes_a_markdown_table(tmp_path):
     from antiphon import bench
 

@@ -212,6 +212,7 @@ def test_train_without_a_dataset_is_a_clear_error(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "no dataset folder datasets" in result.output
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_best_model_and_the_run_resumes(synth_workspace):
     pytest.importorskip("torch")
     assert CliRunner().invoke(cli, ["dataset", "-D", "3", "--synthetic"]).exit_code == 0

@@ -314,6 +314,7 @@ def start_training(client, epochs):
     )
 
 
+@pytest.mark.slow
 def test_a_training_run_from_the_train_page_ends_with_a_model(client, workspace, trainable):
     form = client.get(f"/train?dataset={DATASET}").text
     assert f'<option value="{DATASET}" selected>' in form and "<option>xxs</option>" in form
@@ -340,6 +341,7 @@ def test_a_training_run_from_the_train_page_ends_with_a_model(client, workspace,
     assert f'<input type="hidden" name="name" value="{job["result"]}">' in done  # "Play it now"
 
 
+@pytest.mark.slow
 def test_stopping_a_run_keeps_the_best_model_so_far(client, workspace, trainable):
     job_id = newest_job(start_training(client, 50).text)
     job = wait_for(client, job_id, until=lambda j: j["epochs"] or j["state"] != "running")
