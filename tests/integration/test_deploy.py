@@ -250,8 +250,11 @@ def test_compose_file_publishes_ports_and_mounts_the_workspace():
     assert compose["services"]["train"]["build"]["target"] == "train"
 
 
-def base_requirements() -> list[str]:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+def instrument_requirements() -> list[str]:
+    """What install.sh installs: the base dependencies and the impsy extra."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "[impsy]" in (DEPLOY / "rpi" / "install.sh").read_text()
+    return project["dependencies"] + project["optional-dependencies"]["impsy"]
 
 
 AARCH64 = ["manylinux2014_aarch64"] + [
@@ -261,12 +264,12 @@ AARCH64 = ["manylinux2014_aarch64"] + [
 
 @pytest.mark.network
 @pytest.mark.parametrize("python", ["3.11", "3.13"])
-def test_every_base_dependency_has_a_wheel_for_a_raspberry_pi(python, tmp_path):
+def test_every_instrument_dependency_has_a_wheel_for_a_raspberry_pi(python, tmp_path):
     """64-bit Raspberry Pi OS: aarch64, glibc 2.36; Bookworm has Python 3.11, Trixie 3.13.
 
     python-rtmidi publishes no 3.13 wheels: there it is built from source, and the
     installer adds the Debian packages that build needs (checked below)."""
-    requirements = base_requirements()
+    requirements = instrument_requirements()
     if python == "3.13":
         rtmidi = [r for r in requirements if r.startswith("python-rtmidi")]
         requirements = [r for r in requirements if r not in rtmidi]
