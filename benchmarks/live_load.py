@@ -43,7 +43,7 @@ import psutil
 import websockets
 
 sys.path.insert(0, str(Path(__file__).parent))
-from web_load import PINGER, playing
+from web_load import PINGER, complaints, playing
 
 from antiphon.workspace import init
 
@@ -190,7 +190,7 @@ async def run(root: Path, clients: int, rate: int, seconds: float) -> str:
         for sock in stalled:
             if sock is not None:
                 sock.close()
-        complaints = [line for line in said if "Traceback" in line or "rror" in line]
+        said_wrong = complaints(said)
     trips = json.loads(out)
     sent, trip_ms = np.array(trips["sent"]), np.array(trips["seconds"]) * 1e3
     played, late_ms = np.array(heard.played), np.array(heard.late) * 1e3
@@ -224,7 +224,7 @@ async def run(root: Path, clients: int, rate: int, seconds: float) -> str:
             f"flood; RSS {rss_before / 2**20:.0f} MB before, {rss_peak / 2**20:.0f} MB at "
             f"most; engine restarts after a stall (late): {late_warnings}; measuring socket "
             f"frames: {heard.frames}",
-            *(["antiphon run said:", *complaints[:10]] if complaints else []),
+            *(["antiphon run said:", *said_wrong[:10]] if said_wrong else []),
         ]
     )
 

@@ -62,6 +62,7 @@ from web_load import (  # a script beside this one
     Onsets,
     Result,
     Window,
+    complaints,
     listen,
     playing,
     realtime,
@@ -272,9 +273,8 @@ def main() -> None:
     )
     text = to_markdown(results, header) + "\n" + latency_markdown(page)
     print(text)
-    complaints = [line for line in said if "warning" in line or "error" in line]
-    if complaints:
-        print("antiphon run said:\n" + "".join(complaints))
+    if said_wrong := complaints(said):
+        print("antiphon run said:\n" + "".join(said_wrong))
     if args.markdown:
         args.markdown.write_text(text, encoding="utf-8")
 

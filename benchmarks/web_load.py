@@ -427,6 +427,14 @@ def playing(root: Path) -> Iterator[tuple[subprocess.Popen, tuple[int, int], str
         yield process, ports, url, said
 
 
+COMPLAINTS = ("traceback", "error", "warning")
+
+
+def complaints(said: list[str]) -> list[str]:
+    """The lines of what `antiphon run` said that a reader of the results must see."""
+    return [line for line in said if any(w in line.lower() for w in COMPLAINTS)]
+
+
 def realtime(pid: int) -> bool:
     if not hasattr(os, "sched_getscheduler"):
         return False
@@ -492,9 +500,8 @@ def main() -> None:
     )
     text = to_markdown(results, header)
     print(text)
-    complaints = [line for line in said if "warning" in line or "error" in line]
-    if complaints:
-        print("antiphon run said:\n" + "".join(complaints))
+    if said_wrong := complaints(said):
+        print("antiphon run said:\n" + "".join(said_wrong))
     if args.markdown:
         args.markdown.write_text(text, encoding="utf-8")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Coroutine
 from typing import Any, NamedTuple
 
 from starlette.requests import Request
@@ -170,16 +171,7 @@ async def socket(websocket: WebSocket) -> None:
     try:
         await websocket.accept()
         await websocket.send_json(hello(engine))
-        tasks = [
-            asyncio.create_task(_wait_closed(websocket)),
-            asyncio.create_task(_send(websocket, viewer)),
-        ]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            _, sent = await asyncio.gather(*tasks, return_exceptions=True)
+        _, sent = await until_one_ends(_wait_closed(websocket), _send(websocket, viewer))
         stalled = isinstance(sent, TimeoutError)
     except (WebSocketDisconnect, RuntimeError):
         pass
@@ -188,6 +180,18 @@ async def socket(websocket: WebSocket) -> None:
         if not stalled:  # a stalled socket would never take the close: it is cut instead
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close()
+
+
+async def until_one_ends(*work: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Run a socket's halves (reading and sending) until either ends, then cancel the
+    other: what each returned or raised, in order."""
+    tasks = [asyncio.create_task(w) for w in work]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    return await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _send(websocket: WebSocket, viewer: Viewer) -> None:

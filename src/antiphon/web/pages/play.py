@@ -34,7 +34,6 @@ output's ``played`` is on the engine clock), ``take`` (the record button's state
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import math
@@ -153,16 +152,7 @@ async def socket(websocket: WebSocket) -> None:
     try:
         await websocket.send_json(hello(engine))
         with engine.subscribe(maxsize=QUEUE) as events:
-            tasks = [
-                asyncio.create_task(_send(websocket, events)),
-                asyncio.create_task(_receive(websocket, engine)),
-            ]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await live.until_one_ends(_send(websocket, events), _receive(websocket, engine))
     finally:
         app.players -= 1
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
