@@ -28,8 +28,8 @@ run: $(VENV)/.base $(WORKSPACE)/config.toml
 	cd $(WORKSPACE) && ../$(BIN)/antiphon run --verbose
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/python -m pytest

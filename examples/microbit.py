@@ -15,8 +15,8 @@
 # The micro:bit sends only when it is moved, so when you hold it still antiphon
 # hears silence and, in call-and-response mode, answers. Its answer is drawn as
 # three bars on the LEDs and played as a pitch on the speaker.
-from microbit import accelerometer, display, sleep, uart
 import music
+from microbit import accelerometer, display, sleep, uart
 
 SEND_EVERY_MS = 20  # at most 50 events a second
 MOVEMENT = 0.03  # how far (0..1) a value must change to count as movement
