@@ -86,7 +86,7 @@ def trained(tmp_path_factory) -> Path:
     workspace = tmp_path_factory.mktemp("laptop") / "workspace"
     antiphon("init", workspace)
     antiphon("data", "synth", "-D", DIMENSION, "-n", "4", "-m", "0.5", "--seed", "1", cwd=workspace)
-    antiphon("dataset", "-D", DIMENSION, cwd=workspace)
+    antiphon("dataset", "-D", DIMENSION, "--synthetic", cwd=workspace)
     return workspace
 
 
