@@ -28,18 +28,16 @@ from antiphon.workspace import Workspace
 STATIC = Path(__file__).with_name("static")
 
 UPLOAD_LIMITS = {
-    "/models": 64 * MB,
+    "/models/upload": 64 * MB,
     "/api/models": 64 * MB,
-    "/datasets": 256 * MB,
-    "/api/datasets": 256 * MB,
+    "/datasets/upload": 256 * MB,
 }
-DEFAULT_LIMIT = 1 * MB
+"""The routes that take files, by exact path: every other body (a form, JSON, a config)
+is held to ``security.FORM_LIMIT``, before anyone has logged in too."""
 
 
 def _limit_for(path: str) -> int:
-    return next(
-        (limit for prefix, limit in UPLOAD_LIMITS.items() if path.startswith(prefix)), DEFAULT_LIMIT
-    )
+    return UPLOAD_LIMITS.get(path, security.FORM_LIMIT)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:

@@ -61,6 +61,8 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 ADDRESSES_CHECKED_EVERY = 5.0  # seconds: interfaces come and go (USB, Wi-Fi)
 
 MB = 1024 * 1024
+FORM_LIMIT = 1 * MB
+"""The largest body that is not an upload: a form or JSON (the config editor's text)."""
 
 
 class Refused(Exception):
@@ -307,9 +309,11 @@ def _cross_origin(request: HTTPConnection, *, websocket: bool = False) -> str | 
     origin = request.headers.get("origin")
     if not origin or (origin == "null" and not websocket):
         return None
-    if origin == "null" or URL(origin).netloc != request.headers.get("host", ""):
-        return f"cross-site request from {origin[:100]} refused"
-    return None
+    try:
+        same = origin != "null" and URL(origin).netloc == request.headers.get("host", "")
+    except ValueError:  # not a URL at all, e.g. "http://["
+        same = False
+    return None if same else f"cross-site request from {origin[:100]!r} refused"
 
 
 async def _form_token(scope: Scope, receive: Receive) -> str | None:
@@ -320,19 +324,27 @@ async def _form_token(scope: Scope, receive: Receive) -> str | None:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(CSRF_FIELD)
     if query:
         return query[0]
-    content_type = dict(scope["headers"]).get(b"content-type", b"").decode()
+    content_type = _header(scope, b"content-type")
     if not content_type.startswith("application/x-www-form-urlencoded"):
         return None
-    chunks = []
+    body = bytearray()
     more = True
     while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        body += message.get("body", b"")
+        if len(body) > FORM_LIMIT:  # an upload route's own limit is for files, not forms
+            raise Refused(f"form too large: the limit is {FORM_LIMIT // MB} MB", 413)
         more = message.get("more_body", False)
-    body = b"".join(chunks)
+    body = bytes(body)
     scope["antiphon.body"] = body
     values = parse_qs(body.decode("latin-1")).get(CSRF_FIELD)
     return values[0] if values else None
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    """One request header as text. Latin-1, as HTTP defines it: any byte decodes, so a
+    header from outside can never raise here."""
+    return dict(scope["headers"]).get(name, b"").decode("latin-1")
 
 
 def _replay(scope: Scope, receive: Receive) -> Receive:
@@ -363,9 +375,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = _header(scope, b"content-length")
         too_big = PlainTextResponse(f"upload too large: the limit here is {limit // MB} MB", 413)
-        if declared and declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
             await too_big(scope, receive, send)
             return
         received = 0
@@ -406,7 +418,7 @@ class LoginMiddleware:
         if scope["type"] == "websocket":
             await refuse(scope, receive, send, "log in first: this instrument has a password", 401)
             return
-        accepts_html = "text/html" in dict(scope["headers"]).get(b"accept", b"").decode()
+        accepts_html = "text/html" in _header(scope, b"accept")
         if scope["method"] == "GET" and accepts_html:
             response = RedirectResponse(f"/login?next={scope['path']}", 303)
         else:

@@ -19,7 +19,7 @@ from antiphon.workspace import Workspace
 
 log = logging.getLogger("antiphon")
 
-WS_MAX_MESSAGE = 64 * 1024  # the live page's socket only listens; nothing big comes in
+WS_MAX_MESSAGE = 64 * 1024  # the largest frame a page sends: /play/ws's are ~100 bytes
 
 
 class Server(uvicorn.Server):

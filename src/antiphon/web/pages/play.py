@@ -18,7 +18,8 @@ model; Host is checked by its middleware):
 
 - the Origin header must name this host: a page on another site cannot play the
   instrument through a visitor's browser;
-- at most ``MAX_PLAYERS`` sockets at once, frames of at most ``MAX_FRAME`` characters,
+- at most ``MAX_PLAYERS`` sockets at once, frames of at most ``WS_MAX_MESSAGE`` bytes
+  (web/serve.py: the server closes the socket on a larger one),
   each a JSON object whose values are exactly one number in [0, 1] per control;
 - at most ``RATE`` events a second per socket (a token bucket, ``BURST`` deep): more
   are dropped, and the page is told, at most once a second, never the engine;
@@ -58,7 +59,6 @@ SOURCE = "browser"
 """The engine's name for a performer playing on this page (and its logs' origin)."""
 MAX_PLAYERS = 8
 """Play sockets open at once; a ninth browser is told the instrument is busy."""
-MAX_FRAME = 65_536
 """Characters in one message from a page at most (a 1024-control vector is ~25 KB)."""
 RATE = 200.0
 """Events a second one page may play; a finger moves a control ~60-120 times a second."""
@@ -190,9 +190,6 @@ async def _receive(websocket: WebSocket, engine: Any) -> None:
             if text is None:  # a binary frame
                 await say("messages are JSON text")
                 continue
-            if len(text) > MAX_FRAME:
-                await websocket.close(code=1009)
-                return
             try:
                 message = json.loads(text)
             except (ValueError, RecursionError):
