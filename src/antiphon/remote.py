@@ -42,6 +42,8 @@ MAX_NAME_BYTES = 200
 """A file name's length at most (file systems allow 255 bytes, and variants add a few)."""
 MAX_JSON = 8 << 20
 """Bytes of a JSON answer read at most: a listing of 100 000 files fits."""
+MAX_MESSAGE = 500
+"""Characters of a message from an instrument shown at most."""
 MAX_DOWNLOAD = {"logs": 1 << 30, "datasets": MAX_DATASET_BYTES}
 """Bytes of one pulled file at most: ten hours of a 9-D sensor at 100 Hz is 0.4 GB."""
 
@@ -319,7 +321,14 @@ def _read_at_most(response: httpx.Response, limit: int, what: str) -> bytes:
 def _message(response: httpx.Response, body: bytes) -> str:
     try:
         answer = json.loads(body)
-        return str(answer.get("error", body.decode(errors="replace")))[:500]
-    except (ValueError, AttributeError):
-        text = body.decode(errors="replace").strip()[:500]
-        return text or f"HTTP {response.status_code}"
+        return printable(answer.get("error", body.decode(errors="replace")))
+    except (ValueError, AttributeError, RecursionError):
+        return printable(body.decode(errors="replace").strip()) or f"HTTP {response.status_code}"
+
+
+def printable(text: object) -> str:
+    """Text an instrument sent, safe for a terminal: no control characters (so no
+    escape sequences), at most MAX_MESSAGE characters."""
+    whole = str(text)
+    shown = "".join(c if c.isprintable() else "?" for c in whole[:MAX_MESSAGE])
+    return shown + ("…" if len(whole) > MAX_MESSAGE else "")
