@@ -123,7 +123,7 @@ def web_service(workspace: Workspace, host: str, port: int) -> Callable[[Any], A
             await asyncio.Event().wait()  # stay as a service until antiphon stops
         app = create_app(workspace, engine=engine)
         instance = server(app, host, port, own_signals=False)
-        shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+        shown = config_schema.browser_host(host)
         log.info("web UI on http://%s:%s/", shown, sock.getsockname()[1])
         task = asyncio.create_task(instance.serve(sockets=[sock]))
         try:
