@@ -82,7 +82,7 @@ def serve_workspace(
     webui = config_schema.load(workspace.config_path).webui
     host, port = host or webui.host, port or webui.port
     echo(f"antiphon web UI for {directory.resolve()} on http://{host}:{port}/  (Ctrl-C stops)")
-    app = create_app(workspace)
+    app = create_app(workspace, webui=webui)
     instance = server(app, host, port)
 
     async def serve() -> None:

@@ -135,26 +135,25 @@ async def socket(websocket: WebSocket) -> None:
         await websocket.close(code=4403)  # before accepting: the handshake fails
         return
     await websocket.accept()
-    engine = state(websocket).engine
+    web = state(websocket)
+    engine = web.engine
     if engine is None:
         await websocket.send_json({"type": "idle"})
         await websocket.close()
         return
-    app = websocket.app.state
-    players = getattr(app, "players", 0)
-    if players >= MAX_PLAYERS:
+    if web.players >= MAX_PLAYERS:  # said in the page, which a refused handshake is not
         await websocket.send_json(
             {"type": "problem", "message": f"{MAX_PLAYERS} pages are playing already"}
         )
         await websocket.close(code=1013)
         return
-    app.players = players + 1
+    web.players += 1
     try:
         await websocket.send_json(hello(engine))
         with engine.subscribe(maxsize=QUEUE) as events:
             await live.until_one_ends(_send(websocket, events), _receive(websocket, engine))
     finally:
-        app.players -= 1
+        web.players -= 1
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
 
@@ -226,7 +225,8 @@ async def _take(engine: Any, action: Any) -> dict[str, Any]:
 
 async def audition(request: Request) -> Response:
     """A performance the model plays on its own, now, at the settings playing now."""
-    engine = state(request).engine
+    web = state(request)
+    engine = web.engine
     if engine is None or engine.model is None:
         raise Refused("nothing is playing: there is no model to audition", 409)
     try:
@@ -241,8 +241,7 @@ async def audition(request: Request) -> Response:
         raise Refused("the model playing has no file to audition", 409)
     playing = engine.model
     settings = (playing.sigmatemp, playing.pitemp, engine.timescale)
-    app = request.app.state
-    if getattr(app, "auditioning", False):
+    if web.auditioning:
         raise Refused("an audition is being generated already: try again in a moment", 429)
 
     def generate() -> dict[str, Any]:
@@ -264,13 +263,13 @@ async def audition(request: Request) -> Response:
             "values": [[round(v, 4) for v in row] for row in played.events[:, 1:].T.tolist()],
         }
 
-    app.auditioning = True  # one at a time: each holds the interpreter for up to ~2 s
+    web.auditioning = True  # one at a time: each holds the interpreter for up to ~2 s
     try:
         return JSONResponse(await in_thread(generate))
     except AntiphonError as exc:
         raise Refused(str(exc)) from None
     finally:
-        app.auditioning = False
+        web.auditioning = False
 
 
 routes = [
