@@ -246,17 +246,15 @@ def keep(downloaded: Path, folder: Path, name: str) -> Path:
     performance in the same second) is kept beside it under the next free variant name.
     A name taken by something other than a plain file (a symlink) is left alone.
     """
-    new = downloaded.read_bytes()
+    size = downloaded.stat().st_size
     for local in _variants(folder, name):
-        if not _plain_file(local):
+        if not _plain_file(local) or local.stat().st_size > size or not _begins(downloaded, local):
             continue
-        old = local.read_bytes()
-        if old == new:
+        if local.stat().st_size == size:
             downloaded.unlink()
-            return local
-        if new.startswith(old):
+        else:
             os.replace(downloaded, local)
-            return local
+        return local
     n = 1
     target = folder / name
     while _taken(target):
@@ -264,6 +262,16 @@ def keep(downloaded: Path, folder: Path, name: str) -> Path:
         target = folder / _variant(name, n)
     os.replace(downloaded, target)
     return target
+
+
+def _begins(whole: Path, start: Path, chunk: int = 1 << 20) -> bool:
+    """Whether the file ``whole`` begins with all of ``start``, read a chunk at a time
+    (a pulled log may be up to MAX_DOWNLOAD["logs"])."""
+    with whole.open("rb") as a, start.open("rb") as b:
+        while piece := b.read(chunk):
+            if a.read(len(piece)) != piece:
+                return False
+    return True
 
 
 def _taken(path: Path) -> bool:
