@@ -19,13 +19,7 @@ from typing import Any
 from antiphon.engine.commands import CommandError
 from antiphon.engine.engine import Engine
 from antiphon.engine.events import EngineEvent, Subscription
-from antiphon.engine.setup import (
-    CHANNEL_NAMES,
-    Setup,
-    build_channel,
-    channel_settings,
-    prepare,
-)
+from antiphon.engine.setup import Setup, prepare
 from antiphon.engine.status import describe_setup
 from antiphon.errors import AntiphonError
 from antiphon.io.channel import Channel
@@ -161,9 +155,7 @@ class Instrument(Engine):
     async def _apply(self, new: Setup) -> None:
         """Switch to a checked setup: channels whose settings changed are reopened."""
         old = self._setup
-        await self.channels.reopen(
-            old.config, new.config, self, build_channel, channel_settings, CHANNEL_NAMES
-        )
+        await self.channels.reopen(old.config, new.config, self)
         self._silence()
         self._chain = None
         self._apply_settings(new)
