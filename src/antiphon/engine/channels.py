@@ -68,7 +68,7 @@ class ChannelSet:
             raise
 
     async def close(self) -> None:
-        for channel in self._channels.values():
+        for channel in list(self._channels.values()):  # closing awaits: the dict may change
             await self._close(channel)
 
     async def _close(self, channel: Channel) -> None:
