@@ -106,9 +106,9 @@ def test_reconnect_says_each_problem_once():
 
         reconnect = Reconnect(engine, "device x", "x: /dev/x", connect, Backoff(0.001, 0.004))
         reconnect.start()
-        assert not reconnect.connected and reconnect.problem == "missing"
+        assert reconnect.problem == "missing"
         await asyncio.wait_for(connected.wait(), 10)
-        assert reconnect.connected
+        assert reconnect.problem is None
         connected.clear()
         reconnect.lost("unplugged")
         assert reconnect.problem == "lost it: unplugged"
