@@ -21,6 +21,7 @@ import socket
 from collections.abc import Sequence
 
 from antiphon.config import OSCConfig
+from antiphon.engine.commands import PREFIX
 from antiphon.errors import AntiphonError, Substitution
 from antiphon.io import oscwire
 from antiphon.io.channel import Channel, Inputs
@@ -29,7 +30,6 @@ from antiphon.io.oscwire import floats
 UDP_TABLE = "/proc/net/udp"  # IPv4: every socket antiphon listens on is AF_INET
 INPUT_ADDRESS = "/interface"
 OUTPUT_ADDRESS = "/impsy"
-COMMAND_PREFIX = "/impsy/"
 SHOWN = 60
 """Characters of a received address quoted in a warning at most."""
 MAX_UNSENT = 64 * 1024
@@ -68,14 +68,14 @@ class _Receiver(asyncio.DatagramProtocol):
         for address, args in messages:
             if address == INPUT_ADDRESS and self.accept_interface:
                 self.inputs.on_input(self.source, args)
-            elif address.startswith(COMMAND_PREFIX):
+            elif address.startswith(PREFIX):
                 self.inputs.on_command(address, args, self.source)
             else:
                 self.inputs.warn(
                     f"osc-address {self.source}",
                     f"{self.source}: ignored OSC message to unknown address "
                     f"{address[:SHOWN]!r} (antiphon listens for {INPUT_ADDRESS} and "
-                    f"{COMMAND_PREFIX}...)",
+                    f"{PREFIX}...)",
                 )
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable
