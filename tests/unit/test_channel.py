@@ -201,3 +201,25 @@ def test_a_reload_whose_old_settings_fail_too_drops_the_channel_and_says_so():
     warnings, built, kept = asyncio.run(scenario())
     assert built == [NEW, OLD] and not kept
     assert len(warnings) == 1 and "nor could the previous one" in warnings[0][1]
+
+
+def test_a_reload_reopens_a_webui_port_only_when_that_port_changed():
+    """A new password or allowed host leaves the localhost ports open."""
+
+    async def scenario(new):
+        warned, probes = Warned(), {"command port": Probe(), "monitor": Probe()}
+        for probe in probes.values():
+            await probe.open(warned)
+        channels = ChannelSet(probes, warned.warn)
+        built = []
+
+        def build(name, config):
+            built.append(name)
+            return Probe()
+
+        await channels.reopen(parse(""), parse(new), warned, build)
+        return built
+
+    safer = '[webui]\npassword = "a new one"\nallowed_hosts = ["instrument.local"]\n'
+    assert asyncio.run(scenario(safer)) == []
+    assert asyncio.run(scenario("[webui]\nmonitor_port = 4101\n")) == ["monitor"]
