@@ -211,7 +211,7 @@ def _choose_model(
         if mode != "useronly":
             reason = (
                 f"antiphon has no bundled model for dimension {dimension} (it ships one for "
-                f"{_bundled_dimensions() or 'no dimension yet'})"
+                f"{', '.join(map(str, loader.bundled_dimensions())) or 'no dimension yet'})"
             )
             substitutions.append(
                 Substitution(
@@ -268,17 +268,6 @@ def _open(path: Path, config: Config, overrides: Overrides) -> Predictor:
             f"control) or use a dimension-{config.model.dimension} model"
         )
     return predictor
-
-
-def _bundled_dimensions() -> str:
-    from antiphon.model import loader
-
-    found = sorted(
-        int(p.stem.removeprefix("default-dim"))
-        for p in loader.BUNDLED.glob("default-dim*.safetensors")
-        if p.stem.removeprefix("default-dim").isdigit()
-    )
-    return ", ".join(map(str, found))
 
 
 def channel_settings(name: str, config: Config) -> Any:
