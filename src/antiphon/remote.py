@@ -312,7 +312,7 @@ def _remote_file(entry: object, suffix: str) -> RemoteFile:
     size, mtime = entry.get("size"), entry.get("mtime")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise AntiphonError(f"{name!r}: its size {size!r} is not a size")
-    if not isinstance(mtime, int | float) or not math.isfinite(mtime) or abs(mtime) > 1e11:
+    if not isinstance(mtime, int | float) or abs(mtime) > 1e11 or not math.isfinite(mtime):
         raise AntiphonError(f"{name!r}: its time {mtime!r} is not a time")
     return RemoteFile(name, size, float(mtime))
 

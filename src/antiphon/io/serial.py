@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import serial as pyserial
 
 from antiphon.config import SerialConfig
+from antiphon.errors import shown
 from antiphon.io.channel import Channel, Inputs, Reconnect
 
 MAX_LINE = 1024
@@ -30,9 +31,6 @@ MAX_LINE = 1024
 
 READ_SIZE = 4096
 """Bytes read from the device at a time."""
-
-SHOWN = 60
-"""Bytes of an unreadable line quoted in a warning at most."""
 
 
 class Lines:
@@ -209,7 +207,8 @@ class SerialChannel(SerialDevice):
             except ValueError:
                 self._inputs.warn(
                     "serial-garbage",
-                    f"serial: dropped a line that is not comma-separated numbers: {line[:SHOWN]!r}",
+                    "serial: dropped a line that is not comma-separated numbers: "
+                    + shown(line, 60),
                 )
                 continue
             if values is not None:

@@ -40,7 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from antiphon.config import WebSocketConfig
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, shown
 from antiphon.io.channel import Channel, Inputs
 from antiphon.io.mapping import (
     PITCH_BEND_CENTRE,
@@ -65,9 +65,6 @@ OPEN_TIMEOUT = 5.0
 
 MAX_BUFFERED = 64 * 1024
 """Bytes waiting to be sent to one client beyond which its frames are dropped."""
-
-SHOWN = 60
-"""Characters of a received frame or header quoted in a warning at most."""
 
 _FRAME = re.compile(
     r"/channel/(\d{1,3})/(?:(noteon|noteoff|cc)/(\d{1,3})/(-?\d{1,6})|pitchbend/(-?\d{1,6}))",
@@ -200,11 +197,10 @@ class WebSocketChannel(Channel):
         assert self._inputs is not None
         origins = request.headers.get_all("Origin")
         if origins and (len(origins) > 1 or not origin_allowed(origins[0], self.allowed_origins)):
-            shown = ", ".join(origins)[:SHOWN]
             self._inputs.warn(
                 "websocket-origin",
-                f"websocket: refused a browser page from {shown!r} (not this machine; "
-                "allow it with [websocket].allowed_origins)",
+                f"websocket: refused a browser page from {shown(', '.join(origins), 60)} "
+                "(not this machine; allow it with [websocket].allowed_origins)",
             )
             return connection.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
         if len(self._server.connections if self._server else ()) >= MAX_CLIENTS:
@@ -225,13 +221,13 @@ class WebSocketChannel(Channel):
                     message, clamped = parse(text)
                 except ValueError as exc:
                     self._inputs.warn(
-                        "websocket-frame", f"websocket: dropped frame {text[:SHOWN]!r}: {exc}"
+                        "websocket-frame", f"websocket: dropped frame {shown(text, 60)}: {exc}"
                     )
                     continue
                 if clamped:
                     self._inputs.warn(
                         "websocket-range",
-                        f"websocket: clamped a value outside 0-127 in {text[:SHOWN]!r}",
+                        f"websocket: clamped a value outside 0-127 in {shown(text, 60)}",
                     )
                 updates = self._decoder.decode(message)
                 if updates:
