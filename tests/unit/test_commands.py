@@ -32,3 +32,18 @@ def test_inputs_in_range_pass_and_out_of_range_are_clamped():
     assert inputs.checked([0, 0.5, 1], 3) == ([0.0, 0.5, 1.0], None)
     vector, problem = inputs.checked([2**70, -3], 2)
     assert vector == [1.0, 0.0] and problem is not None and problem[0] == "range"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (10**400, "values must be between 0 and 1"),
+        (float("nan"), "values must be numbers"),
+        (True, "values must be numbers"),
+    ],
+)
+def test_a_play_page_value_beyond_any_float_is_refused(value, problem):
+    from antiphon.web.pages.play import checked_values
+
+    assert checked_values({"values": [0.5, value]}, 2) == problem
+    assert checked_values({"values": [0.5, 1]}, 2) == [0.5, 1.0]

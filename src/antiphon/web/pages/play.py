@@ -105,7 +105,9 @@ def checked_values(message: Any, controls: int) -> list[float] | str:
     if not isinstance(values, list) or len(values) != controls:
         return f"play messages carry {controls} values"
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return "values must be numbers"
+        if isinstance(v, float) and not math.isfinite(v):  # an int is (10**400 included)
             return "values must be numbers"
         if not 0.0 <= v <= 1.0:
             return "values must be between 0 and 1"
