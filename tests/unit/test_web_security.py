@@ -7,9 +7,10 @@ import socket
 import pytest
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
+from antiphon.hosts import Hosts
 from antiphon.web import sessions
 from antiphon.web.app import create_app
-from antiphon.web.security import FORM_LIMIT, Hosts
+from antiphon.web.security import FORM_LIMIT
 from antiphon.web.sessions import Attempts, Hashed, Password, Sessions, hash_password
 from webclient import LOCAL
 from workspaces import edit_config, edited

@@ -19,8 +19,8 @@ from antiphon import config as config_schema
 from antiphon.engine.events import Subscription
 from antiphon.engine.setup import Setup
 from antiphon.errors import AntiphonError
+from antiphon.hosts import Hosts
 from antiphon.web.jobs import Jobs
-from antiphon.web.security import Hosts
 from antiphon.web.sessions import Attempts, Password, Sessions
 from antiphon.workspace import Workspace
 
