@@ -187,6 +187,11 @@ class SerialMIDIConfig:
     output: list[MidiMapping] | None = None
 
 
+def browser_host(host: str) -> str:
+    """How a browser on this computer names a web UI listening on ``host``."""
+    return "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+
+
 @dataclass
 class WebUIConfig:
     host: str = "127.0.0.1"

@@ -42,7 +42,11 @@ class Bounds(NamedTuple):
 
     def problem(self, value: float) -> str | None:
         """Why ``value`` is not allowed, or None."""
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int no float can hold (10**400): JSON carries one
+            finite = False
+        if not finite:
             return "use a finite number"
         if value > self.high or value < self.low or (self.low_open and value == self.low):
             return f"use a number {self.describe()}"

@@ -42,6 +42,8 @@ MAX_NAME_BYTES = 200
 """A file name's length at most (file systems allow 255 bytes, and variants add a few)."""
 MAX_JSON = 8 << 20
 """Bytes of a JSON answer read at most: a listing of 100 000 files fits."""
+MAX_MESSAGE = 500
+"""Characters of a message from an instrument shown at most."""
 MAX_DOWNLOAD = {"logs": 1 << 30, "datasets": MAX_DATASET_BYTES}
 """Bytes of one pulled file at most: ten hours of a 9-D sensor at 100 Hz is 0.4 GB."""
 
@@ -244,17 +246,15 @@ def keep(downloaded: Path, folder: Path, name: str) -> Path:
     performance in the same second) is kept beside it under the next free variant name.
     A name taken by something other than a plain file (a symlink) is left alone.
     """
-    new = downloaded.read_bytes()
+    size = downloaded.stat().st_size
     for local in _variants(folder, name):
-        if not _plain_file(local):
+        if not _plain_file(local) or local.stat().st_size > size or not _begins(downloaded, local):
             continue
-        old = local.read_bytes()
-        if old == new:
+        if local.stat().st_size == size:
             downloaded.unlink()
-            return local
-        if new.startswith(old):
+        else:
             os.replace(downloaded, local)
-            return local
+        return local
     n = 1
     target = folder / name
     while _taken(target):
@@ -262,6 +262,16 @@ def keep(downloaded: Path, folder: Path, name: str) -> Path:
         target = folder / _variant(name, n)
     os.replace(downloaded, target)
     return target
+
+
+def _begins(whole: Path, start: Path, chunk: int = 1 << 20) -> bool:
+    """Whether the file ``whole`` begins with all of ``start``, read a chunk at a time
+    (a pulled log may be up to MAX_DOWNLOAD["logs"])."""
+    with whole.open("rb") as a, start.open("rb") as b:
+        while piece := b.read(chunk):
+            if a.read(len(piece)) != piece:
+                return False
+    return True
 
 
 def _taken(path: Path) -> bool:
@@ -302,7 +312,7 @@ def _remote_file(entry: object, suffix: str) -> RemoteFile:
     size, mtime = entry.get("size"), entry.get("mtime")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise AntiphonError(f"{name!r}: its size {size!r} is not a size")
-    if not isinstance(mtime, int | float) or not math.isfinite(mtime) or abs(mtime) > 1e11:
+    if not isinstance(mtime, int | float) or abs(mtime) > 1e11 or not math.isfinite(mtime):
         raise AntiphonError(f"{name!r}: its time {mtime!r} is not a time")
     return RemoteFile(name, size, float(mtime))
 
@@ -319,7 +329,14 @@ def _read_at_most(response: httpx.Response, limit: int, what: str) -> bytes:
 def _message(response: httpx.Response, body: bytes) -> str:
     try:
         answer = json.loads(body)
-        return str(answer.get("error", body.decode(errors="replace")))[:500]
-    except (ValueError, AttributeError):
-        text = body.decode(errors="replace").strip()[:500]
-        return text or f"HTTP {response.status_code}"
+        return printable(answer.get("error", body.decode(errors="replace")))
+    except (ValueError, AttributeError, RecursionError):
+        return printable(body.decode(errors="replace").strip()) or f"HTTP {response.status_code}"
+
+
+def printable(text: object) -> str:
+    """Text an instrument sent, safe for a terminal: no control characters (so no
+    escape sequences), at most MAX_MESSAGE characters."""
+    whole = str(text)
+    shown = "".join(c if c.isprintable() else "?" for c in whole[:MAX_MESSAGE])
+    return shown + ("…" if len(whole) > MAX_MESSAGE else "")

@@ -179,8 +179,8 @@ def _patch_opcode(data: bytes, old: int, new: int) -> bytes:
     out = bytearray(data)
     for code in Table.root(data, b"TFL3").tables(1, 1000):
         if code.scalar(3, "<i") == old:
-            struct.pack_into("<b", out, code.pos + code.fields[0], new)
-            struct.pack_into("<i", out, code.pos + code.fields[3], new)
+            struct.pack_into("<b", out, code.position(0), new)
+            struct.pack_into("<i", out, code.position(3), new)
     return bytes(out)
 
 
@@ -217,7 +217,7 @@ def test_operators_wired_wrongly_are_refused(impsy_dir, tmp_path):
     for graph in root.tables(2, 100):
         for op in graph.tables(3, 10_000):
             if op.scalar(0, "<I") in reshape:
-                at = op.pos + op.fields[1]
+                at = op.position(1)
                 struct.pack_into("<I", data, at + struct.unpack_from("<I", data, at)[0], 0)
     path = tmp_path / "rewired.tflite"
     path.write_bytes(bytes(data))

@@ -6,15 +6,17 @@ import asyncio
 import itertools
 import json
 import math
+import socket
 
 import pytest
-from peers import OSCPeer, Ports, play, running, until, write_config
+from peers import OSCPeer, Ports, free_port, play, running, until, write_config
 
 from antiphon.config import ConfigError
 from antiphon.data.logs import read_log
 from antiphon.engine import engine as engine_module
+from antiphon.engine import instrument
 from antiphon.engine.commands import CommandError
-from antiphon.engine.setup import Overrides
+from antiphon.engine.setup import Overrides, prepare
 from antiphon.errors import AntiphonError
 from workspaces import edit_config, edited, model_in
 
@@ -447,3 +449,38 @@ def test_reload_keeps_a_channel_whose_new_port_is_taken(tmp_path):
             assert (await synth.next(10.0))[1] == "/impsy"
 
     play(scenario())
+
+
+def test_stopping_during_a_reload_waits_for_it_and_frees_every_port(tmp_path, monkeypatch):
+    """A reload midway through reopening a channel is neither cut off (leaving its old
+    port half-closed) nor allowed to open a port after everything was closed."""
+
+    async def scenario():
+        ports = Ports()
+        config = write_config(tmp_path, ports, mode="useronly")
+        engine = instrument.Instrument(prepare(config, Overrides()))
+        await engine.start()
+        old = engine.channels["osc"]
+        gate = asyncio.Event()
+        closing = old._close
+
+        async def held() -> None:  # the old [osc] takes its time to close
+            await gate.wait()
+            await closing()
+
+        monkeypatch.setattr(old, "_close", held)
+        moved = free_port()
+        edit_config(config, {"osc.server_port": moved})
+        engine.command("/impsy/reload")
+        await until(lambda: "osc" not in engine.channels)  # the reload is closing it
+        stopping = asyncio.create_task(engine.stop())
+        done, _ = await asyncio.wait([stopping], timeout=1.0)
+        assert not done  # stop waits for the reload under way
+        gate.set()
+        await stopping
+        assert all(channel.closed for channel in engine.channels)
+        return ports.server, moved
+
+    for port in play(scenario()):  # the old port and the new one are both free again
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as free:
+            free.bind(("127.0.0.1", port))

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from antiphon.data.logs import read_log, recording_order
-from antiphon.web.pages.play import BURST, MAX_FRAME, RATE
+from antiphon.web.pages.play import BURST, RATE
+from antiphon.web.serve import WS_MAX_MESSAGE
 from waiting import wait_until
 
 websockets = pytest.importorskip("websockets")
@@ -97,7 +98,7 @@ def test_bad_messages_are_refused_with_a_reason_and_nothing_is_played(instrument
             await ws.send(b"\x00\x01")
             said.append((await next_of(ws, "problem"))["message"])
             await asyncio.sleep(1.05)
-            await ws.send("x" * (MAX_FRAME + 1))
+            await ws.send("x" * (WS_MAX_MESSAGE + 1))
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 10)
             assert closed.value.rcvd.code == 1009  # too big

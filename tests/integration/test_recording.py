@@ -4,6 +4,7 @@ played."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -15,7 +16,9 @@ import pytest
 from peers import Instrument
 from pythonosc.udp_client import SimpleUDPClient
 
+from antiphon.config import parse
 from antiphon.data.logs import read_log
+from antiphon.engine.recording import Logbook
 from waiting import wait_until
 
 
@@ -175,3 +178,23 @@ def test_a_full_disk_loses_only_what_it_could_not_hold_and_stop_is_clean(tmp_pat
             instrument.process.kill()
             instrument.process.wait()
         instrument.http.close()
+
+
+def test_a_reload_that_turns_logging_off_ends_the_take(tmp_path):
+    """The take's log is closed with the rest: stopping it afterwards says there is no
+    take, as it does when none was started (it once failed an assert on the Play page)."""
+
+    async def scenario():
+        book = Logbook(lambda kind, message: None)
+        book.open(parse("log_input = true\n"), tmp_path)
+        started = await book.new_take(0.0)
+        await book.reopen(parse("log_input = false\nlog_predictions = false\n"), tmp_path)
+        stopped = await book.stop_take()
+        status = book.as_dict(1.0)
+        await book.close()
+        return started, stopped, status
+
+    started, stopped, status = asyncio.run(scenario())
+    assert started.startswith("recording a take")
+    assert stopped == "no take is being recorded"
+    assert status["take_seconds"] is None and status["log"] is None

@@ -235,9 +235,12 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     listing: ClassVar[list] = []
     body = LINE
     downloads: ClassVar[list[str]] = []
+    status: ClassVar[object] = {"ok": True}
 
     def do_GET(self):
-        if self.path == "/api/logs":
+        if self.path == "/api/status":
+            self._send(json.dumps(self.status).encode())
+        elif self.path == "/api/logs":
             self._send(json.dumps(self.listing).encode())
         elif self.path == "/api/datasets":
             self._send(b"[" + b'"x",' * (3 << 20) + b'"x"]')  # 12 MB of JSON
@@ -247,8 +250,13 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         else:
             self._send(b'{"ok": true}')
 
-    def _send(self, body: bytes) -> None:
-        self.send_response(200)
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        error = "\x1b]0;pwned\x07\x1b[2J" + "no" * 1000
+        self._send(json.dumps({"error": error}).encode(), 409)
+
+    def _send(self, body: bytes, code: int = 200) -> None:
+        self.send_response(code)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -264,6 +272,7 @@ def hostile():
     thread.start()
     Hostile.downloads = []
     Hostile.body = LINE
+    Hostile.status = {"ok": True}
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -291,6 +300,7 @@ def test_names_from_an_instrument_never_leave_into(hostile, tmp_path):
         entry(7),
         entry("negative.log", size=-1),
         entry("never.log", mtime="yesterday"),
+        entry("overflow.log", mtime=10**400),  # no float holds it
         "not an entry",
     ]
     laptop = tmp_path / "laptop"
@@ -299,7 +309,7 @@ def test_names_from_an_instrument_never_leave_into(hostile, tmp_path):
     assert pulled.exit_code == 0, pulled.output
     assert f"1 new logs into logs ({GOOD})" in pulled.output
     assert pulled.output.count("refused a name from the instrument") == 10
-    assert "and 5 more names refused" in pulled.output
+    assert "and 6 more names refused" in pulled.output
     assert [p.name for p in (laptop / "logs").iterdir()] == [GOOD]
     assert not escape.exists() and {p.name for p in tmp_path.iterdir()} == {"laptop"}
     assert Hostile.downloads == [f"/logs/{GOOD}/download"]
@@ -319,6 +329,34 @@ def test_pulling_never_writes_through_a_symlink_in_into(hostile, tmp_path):
     variant = logs / GOOD.replace("-9d-", "-2-9d-")
     assert variant.read_bytes() == LINE and (logs / GOOD).is_symlink()
     assert stat.S_IMODE(variant.stat().st_mode) == 0o644
+
+
+def test_what_an_instrument_says_never_reaches_the_terminal_as_control_codes(hostile, tmp_path):
+    Hostile.status = {
+        "version": "1\x1b]0;pwned\x07",
+        "workspace": {"logs": 1, "datasets": 0, "models": "\x1b[2J"},
+        "engine": {
+            "problem": "\x1b[31mred",
+            "substitutions": [{"message": f"sub{i}\x1b[H"} for i in range(50)],
+        },
+    }
+    said = remote("--url", hostile, "status", cwd=tmp_path, password=None)
+    assert said.exit_code == 0, said.output
+    assert "\x1b" not in said.output and "\x07" not in said.output
+    assert "NOT PLAYING: ?[31mred" in said.output
+    assert said.output.count("ERROR: playing sub") == 10
+    model = save_model(tmp_path / "m.safetensors", 4, "xxs")
+    refused = remote("--url", hostile, "push-model", str(model), cwd=tmp_path, password=None)
+    assert refused.exit_code == 1 and "\x1b" not in refused.output
+    assert "…" in refused.output and len(refused.output) < 1000  # cut, not 2,000 characters
+
+
+@pytest.mark.parametrize("status", [{"ok": True}, [], "x", {"workspace": 1, "version": 1}])
+def test_a_status_antiphon_cannot_read_is_said_not_a_traceback(hostile, tmp_path, status):
+    Hostile.status = status
+    said = remote("--url", hostile, "status", cwd=tmp_path, password=None)
+    assert said.exit_code == 1 and "is not a status antiphon can read" in said.output
+    assert "Traceback" not in said.output
 
 
 def test_answers_larger_than_their_bound_are_refused(hostile, tmp_path, monkeypatch):

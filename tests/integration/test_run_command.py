@@ -93,7 +93,8 @@ def test_without_a_model_it_says_so_and_plays_performer_only(tmp_path):
     text = "".join(lines)
     # playing other than asked is said as an error, with the reason and the fix
     assert "error: PLAYING useronly mode" in text and "instead of mode callresponse" in text
-    assert "no bundled model for dimension 5" in text and "Fix: give a model file" in text
+    assert "no bundled model for dimension 5 (it ships one for 4, 9)" in text
+    assert "Fix: give a model file" in text
     assert "playing, but not as asked (see the errors above)" in lines[-1]
     assert "mode useronly" in text and process.returncode == 0
 

@@ -257,3 +257,43 @@ def test_serial_midi_drops_endless_sysex_and_reads_on(tmp_path, cable):
             assert engine.last_input == [0.5, 1.0, 0.5]
 
     play(scenario())
+
+
+def test_a_device_that_reads_slowly_gets_whole_messages_or_none(cable):
+    """A synth on a UART takes bytes slower than a model can send them: what waits is
+    bounded, and what is dropped is dropped in whole messages (each counted), never
+    half of one."""
+    from antiphon.io.serial import MAX_PENDING, SerialDevice
+
+    class Synth(SerialDevice):
+        name = "serialmidi"
+
+        def _received(self, data: bytes) -> None:
+            pass
+
+    class Warned:
+        def __init__(self) -> None:
+            self.warnings: list[str] = []
+
+        def warn(self, kind: str, message: str) -> None:
+            self.warnings.append(kind)
+
+    note = bytes(mido.Message("note_on", note=60, velocity=100).bytes())
+    sent = 20_000  # 60 KB: much more than the two ptys and MAX_PENDING hold
+
+    async def scenario() -> tuple[bytes, list[str], int]:
+        synth, inputs = Synth(str(cable.device), 31250), Warned()
+        await synth.open(inputs)
+        await until(lambda: synth.state.startswith("open"))
+        for _ in range(sent):  # the far end reads nothing meanwhile
+            synth.write(note)
+        waiting = len(synth._pending)
+        kept = (sent - len(inputs.warnings)) * len(note)
+        received = await cable.read(kept, timeout=30)  # the rest as the far end reads
+        await synth.close()
+        return received, inputs.warnings, waiting
+
+    received, warnings, waiting = play(scenario())
+    assert 0 < waiting <= MAX_PENDING
+    assert warnings and set(warnings) == {"overflow serialmidi"}
+    assert received == note * (len(received) // len(note))  # whole messages only

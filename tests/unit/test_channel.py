@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from antiphon.config import OSCConfig, parse
+from antiphon.engine.channels import ChannelSet
 from antiphon.engine.setup import build_channel
 from antiphon.errors import AntiphonError
 from antiphon.io import registry
@@ -105,9 +106,9 @@ def test_reconnect_says_each_problem_once():
 
         reconnect = Reconnect(engine, "device x", "x: /dev/x", connect, Backoff(0.001, 0.004))
         reconnect.start()
-        assert not reconnect.connected and reconnect.problem == "missing"
+        assert reconnect.problem == "missing"
         await asyncio.wait_for(connected.wait(), 10)
-        assert reconnect.connected
+        assert reconnect.problem is None
         connected.clear()
         reconnect.lost("unplugged")
         assert reconnect.problem == "lost it: unplugged"
@@ -140,3 +141,85 @@ def test_build_channel_uses_the_registry_and_refuses_what_it_cannot_build():
     assert build_channel("monitor", config).client_port == config.webui.monitor_port
     with pytest.raises(ValueError, match="no channel called 'webui'"):
         build_channel("webui", config)
+
+
+# -- a reload's reopening (engine.channels.ChannelSet.reopen) ------------------------------
+
+OLD, NEW = parse("[osc]\nserver_port = 7000\n"), parse("[osc]\nserver_port = 7010\n")
+
+
+class SlowToClose(Probe):
+    """Closes only when the test lets it, as a device flushing its notes would."""
+
+    name = "osc"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def _close(self):
+        self.calls.append("close")
+        await self.gate.wait()
+
+
+def test_a_reload_never_sends_to_a_channel_it_is_closing():
+    async def scenario():
+        warned, old = Warned(), SlowToClose()
+        await old.open(warned)
+        channels = ChannelSet({"osc": old}, warned.warn)
+        new = SlowToClose()
+        reopening = asyncio.create_task(channels.reopen(OLD, NEW, warned, lambda n, c: new))
+        while not old.closed:
+            await asyncio.sleep(0)
+        channels.send([0.5])  # the model plays while the old port closes
+        old.gate.set()
+        await reopening
+        channels.send([0.25])
+        return warned.warnings, old.calls, new.calls
+
+    warnings, old_calls, new_calls = asyncio.run(scenario())
+    assert warnings == []
+    assert old_calls == ["open", "close"] and new_calls == ["open", "send [0.25]"]
+
+
+def test_a_reload_whose_old_settings_fail_too_drops_the_channel_and_says_so():
+    async def scenario():
+        warned, old = Warned(), SlowToClose()
+        old.gate.set()
+        await old.open(warned)
+        channels = ChannelSet({"osc": old}, warned.warn)
+        built = []
+
+        def build(name, config):
+            built.append(config)
+            return Probe(fail=True) if name == "osc" else None
+
+        await channels.reopen(OLD, NEW, warned, build)  # raises nothing
+        channels.send([0.5])  # and nothing is sent to a closed channel
+        return warned.warnings, built, "osc" in channels
+
+    warnings, built, kept = asyncio.run(scenario())
+    assert built == [NEW, OLD] and not kept
+    assert len(warnings) == 1 and "nor could the previous one" in warnings[0][1]
+
+
+def test_a_reload_reopens_a_webui_port_only_when_that_port_changed():
+    """A new password or allowed host leaves the localhost ports open."""
+
+    async def scenario(new):
+        warned, probes = Warned(), {"command port": Probe(), "monitor": Probe()}
+        for probe in probes.values():
+            await probe.open(warned)
+        channels = ChannelSet(probes, warned.warn)
+        built = []
+
+        def build(name, config):
+            built.append(name)
+            return Probe()
+
+        await channels.reopen(parse(""), parse(new), warned, build)
+        return built
+
+    safer = '[webui]\npassword = "a new one"\nallowed_hosts = ["instrument.local"]\n'
+    assert asyncio.run(scenario(safer)) == []
+    assert asyncio.run(scenario("[webui]\nmonitor_port = 4101\n")) == ["monitor"]

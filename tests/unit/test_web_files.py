@@ -102,6 +102,27 @@ def test_kept_uploads_are_readable_by_everyone(client, workspace, tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
+def test_a_file_that_arrives_while_an_upload_is_checked_is_never_replaced(
+    client, workspace, tmp_path, monkeypatch
+):
+    """Two pushes of one name at once: the first kept stays, the second is refused."""
+    from antiphon.web import uploads
+
+    checked = uploads.check
+    first = b"the first one kept"
+
+    async def meanwhile(kind, staging, name):
+        answer = await checked(kind, staging, name)
+        (workspace.models / name).write_bytes(first)  # another upload finished first
+        return answer
+
+    monkeypatch.setattr(uploads, "check", meanwhile)
+    second = upload(client, "/api/models", save_model(tmp_path / "same.safetensors", 4, "xxs"))
+    assert second.status_code == 409 and "arrived while it was checked" in second.text
+    assert (workspace.models / "same.safetensors").read_bytes() == first
+    assert [p.name for p in workspace.models.iterdir() if p.name.startswith(".")] == []
+
+
 def _checker_pids() -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():

@@ -199,7 +199,7 @@ def test_model_upload_is_validated_before_it_is_kept(client, workspace, tmp_path
 def test_uploads_over_the_limit_are_refused(client, workspace, monkeypatch):
     from antiphon.web import app as app_module
 
-    monkeypatch.setitem(app_module.UPLOAD_LIMITS, "/models", 1000)
+    monkeypatch.setitem(app_module.UPLOAD_LIMITS, "/models/upload", 1000)
     response = upload(client, "big.safetensors", b"x" * 5000)
     assert response.status_code == 413 and "too large" in response.text
     assert not (workspace.models / "big.safetensors").exists()

@@ -7,9 +7,10 @@ import socket
 import pytest
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
+from antiphon.hosts import Hosts
 from antiphon.web import sessions
 from antiphon.web.app import create_app
-from antiphon.web.security import Hosts
+from antiphon.web.security import FORM_LIMIT
 from antiphon.web.sessions import Attempts, Hashed, Password, Sessions, hash_password
 from webclient import LOCAL
 from workspaces import edit_config, edited
@@ -267,6 +268,18 @@ def test_each_lockout_doubles_the_wait_up_to_a_limit():
     assert attempts.wait("a") == 0
 
 
+def test_addresses_of_one_ipv6_network_guess_as_one():
+    """A computer on an IPv6 network can pick any address of its /64 to guess from."""
+    attempts = Attempts()
+    for i in range(sessions.ATTEMPTS):
+        attempts.wrong(f"2001:db8:1:2::{i + 1:x}")
+    assert attempts.wait("2001:db8:1:2:abcd::99") > 0
+    assert attempts.wait("2001:db8:1:3::1") == 0  # the next network is someone else
+    for _ in range(sessions.ATTEMPTS):
+        attempts.wrong("::ffff:10.0.0.9")  # IPv4 through a dual-stack socket
+    assert attempts.wait("10.0.0.9") > 0 and attempts.wait("10.0.0.10") == 0
+
+
 def test_the_table_of_addresses_is_bounded():
     attempts = Attempts()
     for i in range(sessions.MAX_ADDRESSES + 50):
@@ -301,6 +314,43 @@ def test_a_plain_password_kept_as_it_was_stays_plain(workspace):
         )
         assert saved.status_code == 200 and path.read_text() == text
         assert client.get("/api/status").status_code == 200  # still logged in
+
+
+def test_a_big_form_is_refused_before_it_is_held_even_on_an_upload_route(workspace):
+    """Forms are read (for their token) before a login is checked: a form's limit, not an
+    upload's, is what anyone can make the instrument hold."""
+    with_password(workspace, "pw")
+    with TestClient(create_app(workspace), base_url=LOCAL) as stranger:
+        stranger.get("/login")
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        big = b"csrf_token=" + b"x" * (FORM_LIMIT + 1)
+        for path in ("/datasets/delete", "/datasets/upload", "/models/upload", "/login"):
+            refused = stranger.post(path, content=big, headers=form)
+            assert refused.status_code == 413 and "too large" in refused.text, path
+        assert sorted(p.name for p in workspace.datasets.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "http://["},
+        {"origin": "http://[::1"},
+        {"content-type": b"application/x-www-form-urlencoded\xff"},
+        {"accept": b"text/html\xfe\xff"},
+        {"content-length": "9" * 4000},
+    ],
+)
+def test_headers_that_do_not_parse_are_refused_not_an_error(workspace, headers):
+    with_password(workspace, "pw")  # the login check reads headers too
+    with TestClient(create_app(workspace), base_url=LOCAL) as client:
+        client.get("/login")
+        answer = client.post(
+            "/models/use",
+            data={"csrf_token": client.cookies["antiphon_csrf"], "name": "x.safetensors"},
+            headers=headers,
+        )
+        assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
+        assert "Traceback" not in answer.text
 
 
 def test_a_token_with_odd_characters_is_refused_not_an_error(workspace):

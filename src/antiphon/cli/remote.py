@@ -14,8 +14,6 @@ if TYPE_CHECKING:
 
 MAX_REPORTED = 10
 """Refused names printed at most per instrument (a hostile one could list millions)."""
-MAX_MESSAGE = 500
-"""Characters of a message from an instrument printed at most."""
 
 _URL_HELP = (
     "An instrument's web address, e.g. antiphon.local:4000; repeat it to act on "
@@ -48,34 +46,46 @@ def _instruments(ctx: click.Context) -> Iterator[tuple[str, Instrument]]:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """What each instrument is playing, and its workspace."""
+    from antiphon.errors import AntiphonError
+
     for url, instrument in _instruments(ctx):
         snap = instrument.status()
-        engine = snap.get("engine")
-        counts = snap["workspace"]
-        if engine and engine.get("problem"):
-            playing = f"NOT PLAYING: {engine['problem']}"
-        elif engine:
-            playing = (
-                f"playing {engine['model']['name']} in {engine['mode']} mode"
-                f"{' (paused)' if engine['paused'] else ''}, dimension {engine['dimension']}"
-            )
-        else:
-            playing = "not playing"  # `antiphon web`, without an engine
-        click.echo(
-            f"{url}: antiphon {snap['version']}, {playing}; {counts['logs']} logs, "
-            f"{counts['datasets']} datasets, {counts['models']} models"
+        try:
+            summary, substitutions = _summary(snap)
+        except (KeyError, TypeError, AttributeError):
+            raise AntiphonError(f"{url}/api/status is not a status antiphon can read") from None
+        _say(url, summary)
+        for message in substitutions:
+            _say(url, f"ERROR: playing {message}", error=True)
+
+
+def _summary(snap: dict) -> tuple[str, list[str]]:
+    """A status in one line, and the substitutions it reports (at most MAX_REPORTED)."""
+    engine = snap.get("engine")
+    counts = snap["workspace"]
+    if engine and engine.get("problem"):
+        playing = f"NOT PLAYING: {engine['problem']}"
+    elif engine:
+        playing = (
+            f"playing {engine['model']['name']} in {engine['mode']} mode"
+            f"{' (paused)' if engine['paused'] else ''}, dimension {engine['dimension']}"
         )
-        substitutions = (engine or {}).get("substitutions") or []
-        for substitution in substitutions[:MAX_REPORTED] if isinstance(substitutions, list) else []:
-            message = substitution.get("message") if isinstance(substitution, dict) else None
-            click.secho(f"{url}: ERROR: playing {_printable(message)}", fg="red", err=True)
+    else:
+        playing = "not playing"  # `antiphon web`, without an engine
+    summary = (
+        f"antiphon {snap['version']}, {playing}; {counts['logs']} logs, "
+        f"{counts['datasets']} datasets, {counts['models']} models"
+    )
+    substitutions = (engine or {}).get("substitutions") or []
+    return summary, [s.get("message") for s in substitutions[:MAX_REPORTED]]
 
 
-def _printable(text: object) -> str:
-    """Text an instrument sent, safe for a terminal: no control characters (no escape
-    sequences), at most MAX_MESSAGE characters."""
-    shown = "".join(c if c.isprintable() else "?" for c in str(text)[:MAX_MESSAGE])
-    return shown + ("…" if len(str(text)) > MAX_MESSAGE else "")
+def _say(url: str, text: str, *, error: bool = False) -> None:
+    """One line about the instrument at ``url``; what it sent is in ``text``, so the
+    line is made safe for the terminal whole."""
+    from antiphon.remote import printable
+
+    click.secho(f"{url}: {printable(text)}", fg="red" if error else None, err=error)
 
 
 @remote.command("push-model")
@@ -85,7 +95,7 @@ def _printable(text: object) -> str:
 def push_model(ctx: click.Context, file: Path, use: bool) -> None:
     """Upload a model (checked by the instrument before it is kept)."""
     for url, instrument in _instruments(ctx):
-        click.echo(f"{url}: {instrument.push_model(file, use=use)}")
+        _say(url, instrument.push_model(file, use=use))
 
 
 @remote.command("push-config")
@@ -97,7 +107,7 @@ def push_model(ctx: click.Context, file: Path, use: bool) -> None:
 def push_config(ctx: click.Context, file: Path, apply: bool) -> None:
     """Replace config.toml (checked by the instrument, the model too; the old one is kept)."""
     for url, instrument in _instruments(ctx):
-        click.echo(f"{url}: {instrument.push_config(file, apply=apply)}")
+        _say(url, instrument.push_config(file, apply=apply))
 
 
 def _pull(ctx: click.Context, kind: str, into: Path, since: datetime | None) -> None:
@@ -112,11 +122,11 @@ def _pull(ctx: click.Context, kind: str, into: Path, since: datetime | None) -> 
             partial = instrument.download(kind, file.name, into)
             kept.append(keep(partial, into, file.name).name)
         names = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
-        click.echo(f"{url}: {len(fresh)} new {kind} into {into}" + (f" ({names})" if fresh else ""))
+        _say(url, f"{len(fresh)} new {kind} into {into}" + (f" ({names})" if fresh else ""))
         for reason in refused[:MAX_REPORTED]:
-            click.echo(f"{url}: refused a name from the instrument: {reason}", err=True)
+            _say(url, f"refused a name from the instrument: {reason}", error=True)
         if len(refused) > MAX_REPORTED:
-            click.echo(f"{url}: and {len(refused) - MAX_REPORTED} more names refused", err=True)
+            _say(url, f"and {len(refused) - MAX_REPORTED} more names refused", error=True)
 
 
 @remote.command("pull-logs")

@@ -139,7 +139,9 @@ def run(
 
 def _play_page(host: str, port: int) -> Callable[[object], Awaitable[None]]:
     """The last line of the start-up banner: where to play with nothing else at hand."""
-    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+    from antiphon.config import browser_host
+
+    shown = browser_host(host)
 
     async def say(engine: object) -> None:
         logging.getLogger("antiphon").info(

@@ -61,8 +61,7 @@ def already_playing(directory: Path) -> str | None:
         return None  # serve_workspace says what is wrong with the folder
     if not _taken(webui.command_port):
         return None
-    shown = "localhost" if webui.host in ("0.0.0.0", "::", "127.0.0.1") else webui.host
-    url = f"http://{shown}:{webui.port}/"
+    url = f"http://{config_schema.browser_host(webui.host)}:{webui.port}/"
     if _answers(webui.host, webui.port):
         return (
             f"`antiphon run` is already playing here and serves the web UI itself: open "

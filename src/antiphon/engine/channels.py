@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from antiphon.config import Config
+from antiphon.engine.setup import build_channel, channel_settings
 from antiphon.errors import AntiphonError, Substitution
 from antiphon.io.channel import Channel, Inputs
+from antiphon.io.registry import NAMES
 
 Build = Callable[[str, Config], Channel | None]
 """Makes the channel called ``name`` from a config, or None if it is not configured."""
-Settings = Callable[[str, Config], object]
-"""The part of a config a channel is made from: when it changes, the channel reopens."""
 
 
 class ChannelSet:
@@ -68,7 +68,7 @@ class ChannelSet:
             raise
 
     async def close(self) -> None:
-        for channel in self._channels.values():
+        for channel in list(self._channels.values()):  # closing awaits: the dict may change
             await self._close(channel)
 
     async def _close(self, channel: Channel) -> None:
@@ -78,44 +78,55 @@ class ChannelSet:
             self._warn(f"close {channel.name}", f"closing {channel.name}: {exc}")
 
     async def reopen(
-        self,
-        old: Config,
-        new: Config,
-        inputs: Inputs,
-        build: Build,
-        settings: Settings,
-        names: Sequence[str],
+        self, old: Config, new: Config, inputs: Inputs, build: Build = build_channel
     ) -> None:
         """Switch from ``old`` to ``new``: reopen the channels whose settings changed
         (all of them when the dimension changed); keep a working channel whose new
-        settings cannot be opened."""
+        settings cannot be opened.
+
+        The loop plays on while a channel closes and opens, so what ``send`` reaches is
+        kept up to date after every change: a closed channel is never sent to, and a
+        channel that cannot be opened again is simply gone (with a warning)."""
         resized = new.model.dimension != old.model.dimension
-        for name in names:
-            before, after = settings(name, old), settings(name, new)
+        for name in NAMES:
+            before, after = channel_settings(name, old), channel_settings(name, new)
             if before == after and not resized:
                 continue
             channel = self._channels.pop(name, None)
             if channel is not None:
+                self._index()
                 await self._close(channel)
-            replacement = build(name, new)
-            if replacement is None:
-                continue
-            try:
-                await replacement.open(inputs)
-            except AntiphonError as exc:
-                if before is None or resized:
-                    self._warn(f"reload {name}", f"reload: [{name}] could not be opened: {exc}")
-                    continue
+            replacement, problem = await self._opened(name, new, inputs, build)
+            if problem is not None and (before is None or resized):  # nothing to go back to
+                self._warn(f"reload {name}", f"reload: [{name}] could not be opened: {problem}")
+            elif problem is not None:
+                replacement, again = await self._opened(name, old, inputs, build)
                 self._warn(
                     f"reload {name}",
-                    f"reload: the new [{name}] could not be opened ({exc}); keeping the "
-                    f"previous [{name}]",
+                    f"reload: the new [{name}] could not be opened ({problem}); "
+                    + (
+                        f"keeping the previous [{name}]"
+                        if again is None
+                        else f"nor could the previous one ({again}): [{name}] is off"
+                    ),
                 )
-                replacement = build(name, old)
-                assert replacement is not None
-                await replacement.open(inputs)
-            self._channels[name] = replacement
-        self._index()
+            if replacement is not None:
+                self._channels[name] = replacement
+                self._index()
+
+    async def _opened(
+        self, name: str, config: Config, inputs: Inputs, build: Build
+    ) -> tuple[Channel | None, AntiphonError | None]:
+        """The channel ``name`` built from ``config`` and opened (None when ``config``
+        has none), or why it could not be opened."""
+        channel = build(name, config)
+        if channel is None:
+            return None, None
+        try:
+            await channel.open(inputs)
+        except AntiphonError as exc:
+            return None, exc
+        return channel, None
 
     # -- looking at them -----------------------------------------------------------------
     def __getitem__(self, name: str) -> Channel:

@@ -71,7 +71,6 @@ class Command:
     name: str  # the address is PREFIX + name
     argument: Argument | None
     handler: str  # the engine's method that carries it out
-    meaning: str
 
     @property
     def address(self) -> str:
@@ -81,28 +80,13 @@ class Command:
 COMMANDS: dict[str, Command] = {
     command.address: command
     for command in (
-        Command("mode", Word(MODES), "set_mode", "who plays when"),
-        Command("pause", Switch(), "pause", "1 pauses the model, 0 lets it play"),
-        Command("reset", None, "reset", "forget what the model has heard"),
-        Command(
-            "sigmatemp",
-            Number(SIGMATEMP),
-            "set_sigmatemp",
-            "randomness of each value",
-        ),
-        Command(
-            "pitemp",
-            Number(PITEMP),
-            "set_pitemp",
-            "randomness of which gesture comes next",
-        ),
-        Command(
-            "timescale",
-            Number(TIMESCALE),
-            "set_timescale",
-            "stretch the model's timing (2 = half speed)",
-        ),
-        Command("reload", None, "request_reload", "read config.toml and the model again"),
+        Command("mode", Word(MODES), "set_mode"),  # who plays when
+        Command("pause", Switch(), "pause"),  # 1 pauses the model, 0 lets it play
+        Command("reset", None, "reset"),  # forget what the model has heard
+        Command("sigmatemp", Number(SIGMATEMP), "set_sigmatemp"),  # randomness of each value
+        Command("pitemp", Number(PITEMP), "set_pitemp"),  # randomness of the next gesture
+        Command("timescale", Number(TIMESCALE), "set_timescale"),  # 2 = half speed
+        Command("reload", None, "request_reload"),  # read config.toml and the model again
     )
 }
 

@@ -28,7 +28,6 @@ wait and never stretches an interval. That interval is never shorter than
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -46,8 +45,6 @@ from antiphon.engine.setup import (
 )
 from antiphon.engine.status import Activity
 from antiphon.io.channel import Channel
-
-log = logging.getLogger("antiphon")
 
 MAX_INPUT_DT = 5.0
 """Longest dt given to the model for a performer event, in seconds.
@@ -117,8 +114,6 @@ class Engine:
         self._schedule: Schedule[Planned] | None = None
         self._chain: Planned | None = None
         self.logbook = Logbook(self.warn)
-        self._reloading: asyncio.Task[None] | None = None
-        self._reload_lock = asyncio.Lock()
         self._started_at = 0.0
         self._apply_settings(setup)
 

@@ -30,12 +30,16 @@ def checked(values: Sequence[Any], controls: int) -> tuple[list[float] | None, P
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, ("type", f"dropped an input with a non-numeric value {shown(value)}")
-        if not math.isfinite(value):
-            return None, ("nan", f"dropped an input containing {value}")
-        if value < 0.0 or value > 1.0:
+        try:
+            number = float(value)
+        except OverflowError:  # an int no float can hold (10**400): JSON carries one
+            number = math.inf
+        if not math.isfinite(number):
+            return None, ("nan", f"dropped an input containing {shown(value)}")
+        if number < 0.0 or number > 1.0:
             clamped = True
-            value = 0.0 if value < 0.0 else 1.0
-        vector.append(float(value))
+            number = 0.0 if number < 0.0 else 1.0
+        vector.append(number)
     return vector, ("range", "clamped values outside 0-1 to 0-1") if clamped else None
 
 

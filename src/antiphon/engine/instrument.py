@@ -19,13 +19,7 @@ from typing import Any
 from antiphon.engine.commands import CommandError
 from antiphon.engine.engine import Engine
 from antiphon.engine.events import EngineEvent, Subscription
-from antiphon.engine.setup import (
-    CHANNEL_NAMES,
-    Setup,
-    build_channel,
-    channel_settings,
-    prepare,
-)
+from antiphon.engine.setup import Setup, prepare
 from antiphon.engine.status import describe_setup
 from antiphon.errors import AntiphonError
 from antiphon.io.channel import Channel
@@ -40,6 +34,7 @@ class Instrument(Engine):
         super().__init__(setup, channels=channels)
         self._reloading: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        self._stopped = False
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -63,10 +58,10 @@ class Instrument(Engine):
             self._schedule.clear()
         self._chain = None
         self._publish(EngineEvent("stop", self._now()))
-        await self.channels.close()
-        if self._reloading is not None:
-            self._reloading.cancel()
-        await self.logbook.close()
+        self._stopped = True  # a reload that has not begun yet will not begin
+        async with self._reload_lock:  # one under way finishes first: it opens channels
+            await self.channels.close()
+            await self.logbook.close()
         self.hub.close()
         gc.unfreeze()
 
@@ -121,6 +116,8 @@ class Instrument(Engine):
         file given on the command line (the web UI's "use this model").
         """
         async with self._reload_lock:  # one at a time, whoever asks
+            if self._stopped:
+                raise AntiphonError("the instrument has stopped: there is nothing to reload")
             setup = self._setup
             explicit = Path(model) if model is not None else setup.explicit_model
             try:
@@ -161,14 +158,13 @@ class Instrument(Engine):
     async def _apply(self, new: Setup) -> None:
         """Switch to a checked setup: channels whose settings changed are reopened."""
         old = self._setup
-        await self.channels.reopen(
-            old.config, new.config, self, build_channel, channel_settings, CHANNEL_NAMES
-        )
+        await self.channels.reopen(old.config, new.config, self)
         self._silence()
         self._chain = None
         self._apply_settings(new)
         await self.logbook.reopen(new.config, new.log_dir)
-        self._enter_mode()
+        if not self._stopped:  # stop() waits for this reload, and then plays nothing
+            self._enter_mode()
 
     async def _reload_quietly(self) -> None:
         with contextlib.suppress(AntiphonError):  # reported as a warning and an event

@@ -159,7 +159,7 @@ class Logbook:
 
     async def stop_take(self) -> str:
         """End the take: its log is closed, what is played next goes to a new log."""
-        if self._take_started is None:
+        if self._take_started is None or self._recorder is None:
             return "no take is being recorded"
         path = self.path
         self._take_started = None
@@ -185,7 +185,10 @@ class Logbook:
         self._recorder = Recorder(self._directory, self._dimension, loop, self._warn)
 
     async def _replace(self, opening: Callable[[], None]) -> None:
+        """Close the log being written (if any) and open another (if ``opening`` does):
+        a take recording into it ends with it."""
         closing, self._recorder = self._recorder, None
+        self._take_started = None
         opening()
         if closing is not None:
             closing.flush()  # on the loop, then the blocking part in a thread

@@ -211,7 +211,7 @@ def _choose_model(
         if mode != "useronly":
             reason = (
                 f"antiphon has no bundled model for dimension {dimension} (it ships one for "
-                f"{_bundled_dimensions() or 'no dimension yet'})"
+                f"{', '.join(map(str, loader.bundled_dimensions())) or 'no dimension yet'})"
             )
             substitutions.append(
                 Substitution(
@@ -270,35 +270,24 @@ def _open(path: Path, config: Config, overrides: Overrides) -> Predictor:
     return predictor
 
 
-def _bundled_dimensions() -> str:
-    from antiphon.model import loader
-
-    found = sorted(
-        int(p.stem.removeprefix("default-dim"))
-        for p in loader.BUNDLED.glob("default-dim*.safetensors")
-        if p.stem.removeprefix("default-dim").isdigit()
-    )
-    return ", ".join(map(str, found))
-
-
-CHANNEL_NAMES = registry.NAMES
-
-
 def channel_settings(name: str, config: Config) -> Any:
-    """What the channel ``name`` is made from (None when it is not configured)."""
-    return getattr(config, registry.section(name), None)
+    """What the channel ``name`` is made from (None when it is not configured): when it
+    changes, a reload reopens the channel."""
+    table = getattr(config, registry.section(name), None)
+    port = registry.LOCAL_PORTS.get(name)
+    return table if port is None else getattr(table, port)
 
 
 def build_channels(config: Config) -> dict[str, Channel]:
     """Every channel ``config`` switches on, by name."""
-    built = {name: build_channel(name, config) for name in CHANNEL_NAMES}
+    built = {name: build_channel(name, config) for name in registry.NAMES}
     return {name: channel for name, channel in built.items() if channel is not None}
 
 
 def build_channel(name: str, config: Config) -> Channel | None:
     """The channel called ``name``, or None if the config does not switch it on. Each
     channel's module is imported only when it is used."""
-    table = channel_settings(name, config)
+    table = getattr(config, registry.section(name), None)
     if table is None:
         return None
     return registry.build(name, dataclasses.replace(table))  # later edits stay unseen

@@ -166,10 +166,6 @@ class Reconnect:
         self._loop = asyncio.get_running_loop()
         self.problem: str | None = "not opened yet"
 
-    @property
-    def connected(self) -> bool:
-        return self.problem is None
-
     def start(self) -> None:
         """Try now; on failure say so once and keep trying in the background."""
         self.cancel()

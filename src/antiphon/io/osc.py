@@ -21,7 +21,8 @@ import socket
 from collections.abc import Sequence
 
 from antiphon.config import OSCConfig
-from antiphon.errors import AntiphonError, Substitution
+from antiphon.engine.commands import PREFIX
+from antiphon.errors import AntiphonError, Substitution, shown
 from antiphon.io import oscwire
 from antiphon.io.channel import Channel, Inputs
 from antiphon.io.oscwire import floats
@@ -29,9 +30,6 @@ from antiphon.io.oscwire import floats
 UDP_TABLE = "/proc/net/udp"  # IPv4: every socket antiphon listens on is AF_INET
 INPUT_ADDRESS = "/interface"
 OUTPUT_ADDRESS = "/impsy"
-COMMAND_PREFIX = "/impsy/"
-SHOWN = 60
-"""Characters of a received address quoted in a warning at most."""
 MAX_UNSENT = 64 * 1024
 """Bytes of outgoing datagrams kept waiting for a busy socket at most."""
 
@@ -68,14 +66,14 @@ class _Receiver(asyncio.DatagramProtocol):
         for address, args in messages:
             if address == INPUT_ADDRESS and self.accept_interface:
                 self.inputs.on_input(self.source, args)
-            elif address.startswith(COMMAND_PREFIX):
+            elif address.startswith(PREFIX):
                 self.inputs.on_command(address, args, self.source)
             else:
                 self.inputs.warn(
                     f"osc-address {self.source}",
                     f"{self.source}: ignored OSC message to unknown address "
-                    f"{address[:SHOWN]!r} (antiphon listens for {INPUT_ADDRESS} and "
-                    f"{COMMAND_PREFIX}...)",
+                    f"{shown(address, 60)} (antiphon listens for {INPUT_ADDRESS} and "
+                    f"{PREFIX}...)",
                 )
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable
@@ -225,12 +223,12 @@ class OSCChannel(Channel):
         c = self.config
         sent_to = self._client.address[0] if self._client is not None else c.client_ip
         if self.substitutions:
-            shown = f"{sent_to} (in place of {c.client_ip}, which does not resolve)"
+            where = f"{sent_to} (in place of {c.client_ip}, which does not resolve)"
         elif sent_to != c.client_ip:
-            shown = f"{c.client_ip} ({sent_to})"
+            where = f"{c.client_ip} ({sent_to})"
         else:
-            shown = sent_to
-        state = f"in {c.server_ip}:{c.server_port}, out {shown}:{c.client_port}"
+            where = sent_to
+        state = f"in {c.server_ip}:{c.server_port}, out {where}:{c.client_port}"
         if self.malformed:
             state += f", {self.malformed} malformed packets dropped"
         if dropped := self.dropped:

@@ -32,6 +32,10 @@ LOCAL: dict[str, str] = {
 }
 """Channels made from [webui], which every config has."""
 
+LOCAL_PORTS: dict[str, str] = {"command port": "command_port", "monitor": "monitor_port"}
+"""The one [webui] key each local channel is made from: a new password or web port
+leaves them open."""
+
 NAMES = SECTIONS + tuple(LOCAL)
 
 

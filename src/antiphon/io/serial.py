@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import serial as pyserial
 
 from antiphon.config import SerialConfig
+from antiphon.errors import shown
 from antiphon.io.channel import Channel, Inputs, Reconnect
 
 MAX_LINE = 1024
@@ -31,8 +32,9 @@ MAX_LINE = 1024
 READ_SIZE = 4096
 """Bytes read from the device at a time."""
 
-SHOWN = 60
-"""Bytes of an unreadable line quoted in a warning at most."""
+MAX_PENDING = 4096
+"""Bytes waiting for a device that takes them slower than they come, at most: about
+1.3 s of MIDI at 31,250 baud. What would not fit is dropped in whole messages."""
 
 
 class Lines:
@@ -96,6 +98,7 @@ class SerialDevice(Channel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serial: pyserial.Serial | None = None
         self._reconnect: Reconnect | None = None
+        self._pending = bytearray()  # written in part: the rest goes when the device can
 
     async def _open(self, inputs: Inputs) -> None:
         self._inputs = inputs
@@ -125,9 +128,11 @@ class SerialDevice(Channel):
 
     def _disconnect(self) -> None:
         device, self._serial = self._serial, None
+        self._pending.clear()
         if device is not None:
             assert self._loop is not None
             self._loop.remove_reader(device.fileno())
+            self._loop.remove_writer(device.fileno())
             with contextlib.suppress(pyserial.SerialException, OSError):
                 device.close()
 
@@ -151,9 +156,18 @@ class SerialDevice(Channel):
         self._received(data)
 
     def write(self, data: bytes) -> None:
-        """Write without blocking; what the device cannot take now is dropped and counted."""
+        """Write ``data`` (whole messages or lines) without blocking. What the device
+        cannot take now waits, up to ``MAX_PENDING`` bytes; beyond that a write is
+        dropped whole and counted. Never half of one: the rest of a message cut off
+        would make the device misread the next (MIDI's running status)."""
         if self._serial is None:
             return  # waiting for the device (said once by the reconnect)
+        if self._pending:
+            if len(self._pending) + len(data) > MAX_PENDING:
+                self._overflow()
+            else:
+                self._pending += data
+            return
         try:
             written = os.write(self._serial.fileno(), data)
         except BlockingIOError:
@@ -161,7 +175,27 @@ class SerialDevice(Channel):
         except OSError as exc:
             self._lost(_reason(exc))
             return
-        if written < len(data) and self._inputs is not None:
+        if written < len(data):
+            self._pending += data[written:]
+            assert self._loop is not None
+            self._loop.add_writer(self._serial.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        assert self._serial is not None
+        try:
+            written = os.write(self._serial.fileno(), self._pending)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._lost(_reason(exc))
+            return
+        del self._pending[:written]
+        if not self._pending:
+            assert self._loop is not None
+            self._loop.remove_writer(self._serial.fileno())
+
+    def _overflow(self) -> None:
+        if self._inputs is not None:
             self._inputs.warn(
                 f"overflow {self.name}", f"{self.name}: {self.port} is not reading fast enough"
             )
@@ -209,7 +243,8 @@ class SerialChannel(SerialDevice):
             except ValueError:
                 self._inputs.warn(
                     "serial-garbage",
-                    f"serial: dropped a line that is not comma-separated numbers: {line[:SHOWN]!r}",
+                    "serial: dropped a line that is not comma-separated numbers: "
+                    + shown(line, 60),
                 )
                 continue
             if values is not None:

@@ -28,19 +28,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import mido
-import psutil
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from antiphon.config import WebSocketConfig
-from antiphon.errors import AntiphonError
+from antiphon.errors import AntiphonError, shown
+from antiphon.hosts import Hosts
 from antiphon.io.channel import Channel, Inputs
 from antiphon.io.mapping import (
     PITCH_BEND_CENTRE,
@@ -65,9 +64,6 @@ OPEN_TIMEOUT = 5.0
 
 MAX_BUFFERED = 64 * 1024
 """Bytes waiting to be sent to one client beyond which its frames are dropped."""
-
-SHOWN = 60
-"""Characters of a received frame or header quoted in a warning at most."""
 
 _FRAME = re.compile(
     r"/channel/(\d{1,3})/(?:(noteon|noteoff|cc)/(\d{1,3})/(-?\d{1,6})|pitchbend/(-?\d{1,6}))",
@@ -117,20 +113,10 @@ def parse(text: str) -> tuple[mido.Message, bool]:
     return message, clamped != value
 
 
-def machine_hosts() -> set[str]:
-    """The names and addresses a browser on the network may use for this machine."""
-    name = socket.gethostname().lower()
-    hosts = {"localhost", name, f"{name}.local"}
-    for addresses in psutil.net_if_addrs().values():
-        for address in addresses:
-            if address.family in (socket.AF_INET, socket.AF_INET6):
-                hosts.add(address.address.split("%")[0].lower())  # fe80::1%eth0
-    return hosts
-
-
-def origin_allowed(origin: str, allowed: Iterable[str] = ()) -> bool:
+def origin_allowed(origin: str, allowed: Iterable[str] = (), hosts: Hosts | None = None) -> bool:
     """Whether a browser page from ``origin`` may connect: one of ``allowed`` (exactly,
-    e.g. "https://example.org:8443"), or an http(s) page served by this machine."""
+    e.g. "https://example.org:8443"), or an http(s) page served by this machine (one
+    of ``hosts``' names: the channel keeps one, which looks at interfaces seldom)."""
     origin = origin.strip().lower().rstrip("/")
     if origin in {a.strip().lower().rstrip("/") for a in allowed}:
         return True
@@ -147,7 +133,7 @@ def origin_allowed(origin: str, allowed: Iterable[str] = ()) -> bool:
             return True
     except ValueError:
         pass  # a name, not an address
-    return host in machine_hosts()
+    return (hosts or Hosts()).allows(host)
 
 
 class WebSocketChannel(Channel):
@@ -156,6 +142,7 @@ class WebSocketChannel(Channel):
     def __init__(self, config: WebSocketConfig) -> None:
         self.config = config
         self.allowed_origins: Sequence[str] = tuple(config.allowed_origins)
+        self._hosts = Hosts()
         self._decoder = Decoder(config.input or [])
         self._encoder = Encoder(config.output or [])
         self.input_labels = [label(m) for m in self._decoder.mappings]
@@ -199,12 +186,13 @@ class WebSocketChannel(Channel):
         """Refuse a handshake from a foreign web page, or beyond MAX_CLIENTS."""
         assert self._inputs is not None
         origins = request.headers.get_all("Origin")
-        if origins and (len(origins) > 1 or not origin_allowed(origins[0], self.allowed_origins)):
-            shown = ", ".join(origins)[:SHOWN]
+        if origins and (
+            len(origins) > 1 or not origin_allowed(origins[0], self.allowed_origins, self._hosts)
+        ):
             self._inputs.warn(
                 "websocket-origin",
-                f"websocket: refused a browser page from {shown!r} (not this machine; "
-                "allow it with [websocket].allowed_origins)",
+                f"websocket: refused a browser page from {shown(', '.join(origins), 60)} "
+                "(not this machine; allow it with [websocket].allowed_origins)",
             )
             return connection.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
         if len(self._server.connections if self._server else ()) >= MAX_CLIENTS:
@@ -225,13 +213,13 @@ class WebSocketChannel(Channel):
                     message, clamped = parse(text)
                 except ValueError as exc:
                     self._inputs.warn(
-                        "websocket-frame", f"websocket: dropped frame {text[:SHOWN]!r}: {exc}"
+                        "websocket-frame", f"websocket: dropped frame {shown(text, 60)}: {exc}"
                     )
                     continue
                 if clamped:
                     self._inputs.warn(
                         "websocket-range",
-                        f"websocket: clamped a value outside 0-127 in {text[:SHOWN]!r}",
+                        f"websocket: clamped a value outside 0-127 in {shown(text, 60)}",
                     )
                 updates = self._decoder.decode(message)
                 if updates:

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from antiphon.model import impsy
-from antiphon.model.files import ModelFileError, write_atomically
+from antiphon.model.files import ModelFileError
 from antiphon.model.mdrnn import Weights
 from antiphon.model.presets import Architecture
+from antiphon.storage import write_atomically
 
 FORMATS = {"h5": ".h5", "keras": ".keras"}
 """Export format -> the suffix IMPSY's loader needs."""

@@ -67,10 +67,24 @@ def open_model(
 BUNDLED = Path(__file__).with_name("bundled")
 
 
+_BUNDLED_STEM = "default-dim"
+
+
+def bundled_name(dimension: int) -> str:
+    """The file name of the default model for this dimension."""
+    return f"{_BUNDLED_STEM}{dimension}{files.SUFFIX}"
+
+
 def bundled_model(dimension: int) -> Path | None:
     """The default model shipped with antiphon for this dimension, if there is one."""
-    path = BUNDLED / f"default-dim{dimension}{files.SUFFIX}"
+    path = BUNDLED / bundled_name(dimension)
     return path if path.is_file() else None
+
+
+def bundled_dimensions() -> list[int]:
+    """The dimensions antiphon ships a default model for."""
+    stems = (p.stem for p in BUNDLED.glob(f"{_BUNDLED_STEM}*{files.SUFFIX}"))
+    return sorted(int(s) for s in (s.removeprefix(_BUNDLED_STEM) for s in stems) if s.isdigit())
 
 
 def fresh_model(arch: Architecture, *, seed: int | None = None, **temperatures: float) -> MDRNN:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from antiphon.data.dataset import Dataset
 from antiphon.data.performer import Performer, Style
-from antiphon.model.files import SUFFIX
-from antiphon.model.loader import BUNDLED
+from antiphon.model.loader import BUNDLED, bundled_name
 from antiphon.training.results import save_model
 from antiphon.training.train import EpochRecord, Reporter, Settings, Trainer, fit
 
@@ -70,7 +69,7 @@ def build(recipe: Recipe, directory: Path = BUNDLED) -> Path:
     settings = Settings(size="s", seed=recipe.seed, epochs=recipe.epochs, threads=recipe.threads)
     started = time.monotonic()
     run = fit(Trainer(data, settings), reporter=Lines())
-    path = directory / f"default-dim{recipe.dimension}{SUFFIX}"
+    path = directory / bundled_name(recipe.dimension)
     path.unlink(missing_ok=True)
     save_model(run, path, f"procedural performer (seed {recipe.seed})", data)
     print(

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from antiphon import config as config_schema
 from antiphon.errors import AntiphonError
 from antiphon.web import security
 from antiphon.web.render import render
@@ -28,18 +29,16 @@ from antiphon.workspace import Workspace
 STATIC = Path(__file__).with_name("static")
 
 UPLOAD_LIMITS = {
-    "/models": 64 * MB,
+    "/models/upload": 64 * MB,
     "/api/models": 64 * MB,
-    "/datasets": 256 * MB,
-    "/api/datasets": 256 * MB,
+    "/datasets/upload": 256 * MB,
 }
-DEFAULT_LIMIT = 1 * MB
+"""The routes that take files, by exact path: every other body (a form, JSON, a config)
+is held to ``security.FORM_LIMIT``, before anyone has logged in too."""
 
 
 def _limit_for(path: str) -> int:
-    return next(
-        (limit for prefix, limit in UPLOAD_LIMITS.items() if path.startswith(prefix)), DEFAULT_LIMIT
-    )
+    return UPLOAD_LIMITS.get(path, security.FORM_LIMIT)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -73,13 +72,23 @@ def _error_response(request: Request, message: str, status: int) -> Response:
     return PlainTextResponse(message, status)
 
 
-def create_app(workspace: Workspace, *, engine: Any | None = None) -> Starlette:
+def create_app(
+    workspace: Workspace,
+    *,
+    engine: Any | None = None,
+    webui: config_schema.WebUIConfig | None = None,
+) -> Starlette:
+    """The web UI of ``workspace``; its password and hosts are those of ``engine`` (what
+    plays, even when config.toml cannot be read), else ``webui`` as already read, else
+    config.toml's now."""
     from antiphon.web.pages import ROUTES
 
     web = WebState(workspace=workspace, engine=engine)
-    if engine is not None:  # what plays, even when config.toml cannot be read (not playing)
-        web.take_webui(engine.config.webui)
-    web.refresh_password()  # the file as it is now, when it can be read
+    webui = engine.config.webui if engine is not None else webui
+    if webui is not None:
+        web.take_webui(webui)
+    else:
+        web.refresh_password()
     routes: list[BaseRoute] = [
         *ROUTES,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -35,21 +35,18 @@ OSC, MIDI and the WebSocket channel have no password at all (docs/security.md).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 import secrets
-import socket
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 from starlette.datastructures import URL
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from antiphon.hosts import Hosts
 from antiphon.web.sessions import SESSION_COOKIE, Session, Sessions
 
 CSRF_COOKIE = "antiphon_csrf"
@@ -57,10 +54,10 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\- ]{0,200}$")
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-ADDRESSES_CHECKED_EVERY = 5.0  # seconds: interfaces come and go (USB, Wi-Fi)
 
 MB = 1024 * 1024
+FORM_LIMIT = 1 * MB
+"""The largest body that is not an upload: a form or JSON (the config editor's text)."""
 
 
 class Refused(Exception):
@@ -120,91 +117,6 @@ async def refuse(scope: Scope, receive: Receive, send: Send, message: str, statu
         await WebSocket(scope, receive, send).send_denial_response(response)
     else:
         await send({"type": "websocket.close", "code": 1008})
-
-
-class Hosts:
-    """The names this web UI answers to: this computer's own, and the config's.
-
-    The loopback names, the hostname and ``<hostname>.local`` (mDNS), every address of
-    every interface (checked again at most every ``ADDRESSES_CHECKED_EVERY`` seconds,
-    when an address not known yet is asked for), the address the request arrived on,
-    and ``[webui].allowed_hosts``. The port is not part of the check.
-    """
-
-    def __init__(self, allowed: Iterable[str] = ()) -> None:
-        self.allowed = {n for n in (_bare_host(str(a)) for a in allowed) if n}
-        self._addresses: set[str] = set()
-        self._checked = -ADDRESSES_CHECKED_EVERY
-
-    def names(self) -> list[str]:
-        hostname = socket.gethostname().lower()
-        return [*LOOPBACK_NAMES, hostname, f"{hostname}.local", *sorted(self.allowed)]
-
-    def allows(self, header: str, server: tuple[str, int | None] | None = None) -> bool:
-        name = _bare_host(header)
-        if not name:
-            return False
-        if name in self.names():
-            return True
-        if not _is_address(name):
-            return False
-        if server is not None and name == _bare_host(str(server[0])):
-            return True  # the address this request arrived on
-        if name not in self._addresses and time.monotonic() - self._checked > (
-            ADDRESSES_CHECKED_EVERY
-        ):
-            self._addresses = _interface_addresses()
-            self._checked = time.monotonic()
-        return name in self._addresses
-
-    def refusal(self, header: str) -> str:
-        name = _bare_host(header)
-        if not name:
-            return "this request does not name a host: its Host header is missing or invalid"
-        return (
-            f"This web UI answers only to this computer's own names "
-            f"({', '.join(self.names())} and its addresses), not to {name!r}: another "
-            f"site's page may be trying to reach it. If you reach this instrument by "
-            f"that name on purpose, add it to config.toml:\n\n[webui]\n"
-            f'allowed_hosts = ["{name}"]\n'
-        )
-
-
-def _bare_host(header: str) -> str | None:
-    """The host of a Host header, without port, brackets, zone or final dot; lower
-    case. None for what is not a host name or address."""
-    host = header.strip().lower()
-    if host.startswith("["):  # [v6]:port
-        host, bracket, _ = host[1:].partition("]")
-        if not bracket:
-            return None
-    elif host.count(":") == 1:  # name:port
-        host = host.split(":", 1)[0]
-    host = host.split("%", 1)[0].rstrip(".")
-    if not host or len(host) > 253 or not re.fullmatch(r"[a-z0-9._:-]+", host):
-        return None
-    return host
-
-
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
-def _interface_addresses() -> set[str]:
-    try:
-        interfaces = psutil.net_if_addrs()
-    except OSError:
-        return set()
-    return {
-        address.address.split("%", 1)[0].lower()
-        for entries in interfaces.values()
-        for address in entries
-        if address.family in (socket.AF_INET, socket.AF_INET6)
-    }
 
 
 class SessionMiddleware:
@@ -307,9 +219,11 @@ def _cross_origin(request: HTTPConnection, *, websocket: bool = False) -> str | 
     origin = request.headers.get("origin")
     if not origin or (origin == "null" and not websocket):
         return None
-    if origin == "null" or URL(origin).netloc != request.headers.get("host", ""):
-        return f"cross-site request from {origin[:100]} refused"
-    return None
+    try:
+        same = origin != "null" and URL(origin).netloc == request.headers.get("host", "")
+    except ValueError:  # not a URL at all, e.g. "http://["
+        same = False
+    return None if same else f"cross-site request from {origin[:100]!r} refused"
 
 
 async def _form_token(scope: Scope, receive: Receive) -> str | None:
@@ -320,19 +234,27 @@ async def _form_token(scope: Scope, receive: Receive) -> str | None:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(CSRF_FIELD)
     if query:
         return query[0]
-    content_type = dict(scope["headers"]).get(b"content-type", b"").decode()
+    content_type = _header(scope, b"content-type")
     if not content_type.startswith("application/x-www-form-urlencoded"):
         return None
-    chunks = []
+    body = bytearray()
     more = True
     while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        body += message.get("body", b"")
+        if len(body) > FORM_LIMIT:  # an upload route's own limit is for files, not forms
+            raise Refused(f"form too large: the limit is {FORM_LIMIT // MB} MB", 413)
         more = message.get("more_body", False)
-    body = b"".join(chunks)
+    body = bytes(body)
     scope["antiphon.body"] = body
     values = parse_qs(body.decode("latin-1")).get(CSRF_FIELD)
     return values[0] if values else None
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    """One request header as text. Latin-1, as HTTP defines it: any byte decodes, so a
+    header from outside can never raise here."""
+    return dict(scope["headers"]).get(name, b"").decode("latin-1")
 
 
 def _replay(scope: Scope, receive: Receive) -> Receive:
@@ -363,9 +285,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = _header(scope, b"content-length")
         too_big = PlainTextResponse(f"upload too large: the limit here is {limit // MB} MB", 413)
-        if declared and declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
             await too_big(scope, receive, send)
             return
         received = 0
@@ -406,7 +328,7 @@ class LoginMiddleware:
         if scope["type"] == "websocket":
             await refuse(scope, receive, send, "log in first: this instrument has a password", 401)
             return
-        accepts_html = "text/html" in dict(scope["headers"]).get(b"accept", b"").decode()
+        accepts_html = "text/html" in _header(scope, b"accept")
         if scope["method"] == "GET" and accepts_html:
             response = RedirectResponse(f"/login?next={scope['path']}", 303)
         else:

@@ -19,7 +19,7 @@ from antiphon.workspace import Workspace
 
 log = logging.getLogger("antiphon")
 
-WS_MAX_MESSAGE = 64 * 1024  # the live page's socket only listens; nothing big comes in
+WS_MAX_MESSAGE = 64 * 1024  # the largest frame a page sends: /play/ws's are ~100 bytes
 
 
 class Server(uvicorn.Server):
@@ -82,7 +82,7 @@ def serve_workspace(
     webui = config_schema.load(workspace.config_path).webui
     host, port = host or webui.host, port or webui.port
     echo(f"antiphon web UI for {directory.resolve()} on http://{host}:{port}/  (Ctrl-C stops)")
-    app = create_app(workspace)
+    app = create_app(workspace, webui=webui)
     instance = server(app, host, port)
 
     async def serve() -> None:
@@ -123,7 +123,7 @@ def web_service(workspace: Workspace, host: str, port: int) -> Callable[[Any], A
             await asyncio.Event().wait()  # stay as a service until antiphon stops
         app = create_app(workspace, engine=engine)
         instance = server(app, host, port, own_signals=False)
-        shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+        shown = config_schema.browser_host(host)
         log.info("web UI on http://%s:%s/", shown, sock.getsockname()[1])
         task = asyncio.create_task(instance.serve(sockets=[sock]))
         try:

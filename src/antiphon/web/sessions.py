@@ -19,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import math
 import secrets
 import time
@@ -43,7 +44,7 @@ SALT_BYTES = 16
 KEY_BYTES = 32
 WAITING_CHECKS = 16  # password checks queued at once; more are told to try later
 
-ATTEMPTS = 5  # wrong passwords per address per ATTEMPT_WINDOW
+ATTEMPTS = 5  # wrong passwords per guesser per ATTEMPT_WINDOW
 ATTEMPT_WINDOW = 60.0
 LONGEST_WAIT = 15 * 60.0
 MAX_ADDRESSES = 1024  # remembered at once; the least recently seen is forgotten
@@ -224,8 +225,23 @@ class _Guesses:
     until: float = 0.0
 
 
+def guesser(address: str) -> str:
+    """Who is guessing, as far as an address tells: an IPv6 address by its /64 network,
+    since one computer on such a network may choose among all of it."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # not an address (a test client's name): itself
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class Attempts:
-    """Wrong passwords per address: ``ATTEMPTS`` a minute, then a doubling wait."""
+    """Wrong passwords per guesser (an address, or an IPv6 /64): ``ATTEMPTS`` a minute,
+    then a doubling wait."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -235,23 +251,26 @@ class Attempts:
     def begin(self, address: str) -> bool:
         """Whether ``address`` may have a password checked now: one at a time each, so
         that guesses sent in parallel meet the limit as surely as guesses in a row."""
+        address = guesser(address)
         if address in self._checking or len(self._checking) >= MAX_ADDRESSES:
             return False
         self._checking.add(address)
         return True
 
     def end(self, address: str) -> None:
-        self._checking.discard(address)
+        self._checking.discard(guesser(address))
 
     def __len__(self) -> int:
         return len(self._addresses)
 
     def wait(self, address: str) -> float:
         """Seconds before ``address`` may try again; 0 when it may now."""
+        address = guesser(address)
         guesses = self._addresses.get(address)
         return max(0.0, guesses.until - self._clock()) if guesses else 0.0
 
     def wrong(self, address: str) -> None:
+        address = guesser(address)
         now = self._clock()
         guesses = self._addresses.pop(address, None) or _Guesses()
         self._addresses[address] = guesses  # now the most recently seen
@@ -264,7 +283,7 @@ class Attempts:
             guesses.wrong.clear()
 
     def right(self, address: str) -> None:
-        self._addresses.pop(address, None)
+        self._addresses.pop(guesser(address), None)
 
 
 def seconds(wait: float) -> int:

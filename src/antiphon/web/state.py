@@ -19,8 +19,8 @@ from antiphon import config as config_schema
 from antiphon.engine.events import Subscription
 from antiphon.engine.setup import Setup
 from antiphon.errors import AntiphonError
+from antiphon.hosts import Hosts
 from antiphon.web.jobs import Jobs
-from antiphon.web.security import Hosts
 from antiphon.web.sessions import Attempts, Password, Sessions
 from antiphon.workspace import Workspace
 
@@ -76,6 +76,9 @@ class WebState:
     sessions: Sessions = field(default_factory=Sessions)
     attempts: Attempts = field(default_factory=Attempts)
     jobs: Jobs = field(default_factory=Jobs)
+    live_feed: Any = None  # web/pages/live.Feed: one for every live page, made by the first
+    players: int = 0  # Play pages open now
+    auditioning: bool = False  # an audition is being generated (one at a time)
 
     async def config_now(self) -> config_schema.Config | None:
         """config.toml as saved now (read in a thread: parsing probes addresses), or

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from antiphon.errors import AntiphonError
 from antiphon.storage import FILE_MODE
+from antiphon.web.security import Refused
 
 Kind = Literal["dataset", "model"]
 
@@ -93,9 +94,18 @@ async def check(kind: Kind, path: Path, name: str) -> dict[str, Any]:
 
 def keep(staging: Path, target: Path) -> None:
     """Give a checked upload its name, readable by everyone like every file antiphon
-    writes (the upload was saved with the process's umask)."""
+    writes (the upload was saved with the process's umask). A hard link never replaces
+    a file: one of that name kept while this one was checked stays, and this one is
+    refused (a rename would silently replace it)."""
     staging.chmod(FILE_MODE)
-    staging.rename(target)
+    try:
+        os.link(staging, target)
+    except FileExistsError:
+        raise Refused(
+            f"{target.name} was not kept: another file of that name arrived while it was checked",
+            409,
+        ) from None
+    staging.unlink()
 
 
 def _death(code: int) -> str:

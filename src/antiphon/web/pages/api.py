@@ -57,7 +57,7 @@ async def upload_model(request: Request) -> Response:
     web = state(request)
     dimension = None
     if request.query_params.get("use") == "1":
-        config = web.read_config()
+        config = await web.config_now()
         dimension = config.model.dimension if config is not None else None
     name, arch, new = await models.receive(web, request, dimension)
     return JSONResponse(

@@ -87,9 +87,9 @@ async def editor(request: Request) -> Response:
             "then save. config.toml is unchanged until you do.",
         )
     text = await in_thread(_current_text, path)
-    try:
-        checked = await check_config(web, text)
-        return _editor(request, text, warnings=checked.warnings)
+    try:  # the file's own checks: loading its model waits for "Check" (it costs the engine)
+        parsed = await in_thread(config_schema.parse, text, path)
+        return _editor(request, text, warnings=parsed.warnings)
     except AntiphonError as exc:
         return _editor(request, text, problem=str(exc))
 

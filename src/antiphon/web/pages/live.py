@@ -148,10 +148,10 @@ class Feed:
 
 def feed(websocket: WebSocket, engine: Any) -> Feed:
     """The app's one feed of ``engine``'s events."""
-    app_state = websocket.app.state
-    if getattr(app_state, "live_feed", None) is None:
-        app_state.live_feed = Feed(engine)
-    return app_state.live_feed
+    web = state(websocket)
+    if web.live_feed is None:
+        web.live_feed = Feed(engine)
+    return web.live_feed
 
 
 async def socket(websocket: WebSocket) -> None:

@@ -18,7 +18,8 @@ model; Host is checked by its middleware):
 
 - the Origin header must name this host: a page on another site cannot play the
   instrument through a visitor's browser;
-- at most ``MAX_PLAYERS`` sockets at once, frames of at most ``MAX_FRAME`` characters,
+- at most ``MAX_PLAYERS`` sockets at once, frames of at most ``WS_MAX_MESSAGE`` bytes
+  (web/serve.py: the server closes the socket on a larger one),
   each a JSON object whose values are exactly one number in [0, 1] per control;
 - at most ``RATE`` events a second per socket (a token bucket, ``BURST`` deep): more
   are dropped, and the page is told, at most once a second, never the engine;
@@ -58,7 +59,6 @@ SOURCE = "browser"
 """The engine's name for a performer playing on this page (and its logs' origin)."""
 MAX_PLAYERS = 8
 """Play sockets open at once; a ninth browser is told the instrument is busy."""
-MAX_FRAME = 65_536
 """Characters in one message from a page at most (a 1024-control vector is ~25 KB)."""
 RATE = 200.0
 """Events a second one page may play; a finger moves a control ~60-120 times a second."""
@@ -105,7 +105,9 @@ def checked_values(message: Any, controls: int) -> list[float] | str:
     if not isinstance(values, list) or len(values) != controls:
         return f"play messages carry {controls} values"
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return "values must be numbers"
+        if isinstance(v, float) and not math.isfinite(v):  # an int is (10**400 included)
             return "values must be numbers"
         if not 0.0 <= v <= 1.0:
             return "values must be between 0 and 1"
@@ -135,26 +137,25 @@ async def socket(websocket: WebSocket) -> None:
         await websocket.close(code=4403)  # before accepting: the handshake fails
         return
     await websocket.accept()
-    engine = state(websocket).engine
+    web = state(websocket)
+    engine = web.engine
     if engine is None:
         await websocket.send_json({"type": "idle"})
         await websocket.close()
         return
-    app = websocket.app.state
-    players = getattr(app, "players", 0)
-    if players >= MAX_PLAYERS:
+    if web.players >= MAX_PLAYERS:  # said in the page, which a refused handshake is not
         await websocket.send_json(
             {"type": "problem", "message": f"{MAX_PLAYERS} pages are playing already"}
         )
         await websocket.close(code=1013)
         return
-    app.players = players + 1
+    web.players += 1
     try:
         await websocket.send_json(hello(engine))
         with engine.subscribe(maxsize=QUEUE) as events:
             await live.until_one_ends(_send(websocket, events), _receive(websocket, engine))
     finally:
-        app.players -= 1
+        web.players -= 1
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
 
@@ -190,9 +191,6 @@ async def _receive(websocket: WebSocket, engine: Any) -> None:
             if text is None:  # a binary frame
                 await say("messages are JSON text")
                 continue
-            if len(text) > MAX_FRAME:
-                await websocket.close(code=1009)
-                return
             try:
                 message = json.loads(text)
             except (ValueError, RecursionError):
@@ -229,7 +227,8 @@ async def _take(engine: Any, action: Any) -> dict[str, Any]:
 
 async def audition(request: Request) -> Response:
     """A performance the model plays on its own, now, at the settings playing now."""
-    engine = state(request).engine
+    web = state(request)
+    engine = web.engine
     if engine is None or engine.model is None:
         raise Refused("nothing is playing: there is no model to audition", 409)
     try:
@@ -244,8 +243,7 @@ async def audition(request: Request) -> Response:
         raise Refused("the model playing has no file to audition", 409)
     playing = engine.model
     settings = (playing.sigmatemp, playing.pitemp, engine.timescale)
-    app = request.app.state
-    if getattr(app, "auditioning", False):
+    if web.auditioning:
         raise Refused("an audition is being generated already: try again in a moment", 429)
 
     def generate() -> dict[str, Any]:
@@ -267,13 +265,13 @@ async def audition(request: Request) -> Response:
             "values": [[round(v, 4) for v in row] for row in played.events[:, 1:].T.tolist()],
         }
 
-    app.auditioning = True  # one at a time: each holds the interpreter for up to ~2 s
+    web.auditioning = True  # one at a time: each holds the interpreter for up to ~2 s
     try:
         return JSONResponse(await in_thread(generate))
     except AntiphonError as exc:
         raise Refused(str(exc)) from None
     finally:
-        app.auditioning = False
+        web.auditioning = False
 
 
 routes = [
