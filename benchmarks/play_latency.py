@@ -62,10 +62,10 @@ from web_load import (  # a script beside this one
     Onsets,
     Result,
     Window,
-    complaints,
     listen,
     playing,
     realtime,
+    report,
     to_markdown,
 )
 
@@ -272,11 +272,7 @@ def main() -> None:
         + f"; load average {load_before:.2f} before."
     )
     text = to_markdown(results, header) + "\n" + latency_markdown(page)
-    print(text)
-    if said_wrong := complaints(said):
-        print("antiphon run said:\n" + "".join(said_wrong))
-    if args.markdown:
-        args.markdown.write_text(text, encoding="utf-8")
+    report(text, said, args.markdown)
 
 
 if __name__ == "__main__":

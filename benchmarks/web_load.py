@@ -435,6 +435,15 @@ def complaints(said: list[str]) -> list[str]:
     return [line for line in said if any(w in line.lower() for w in COMPLAINTS)]
 
 
+def report(text: str, said: list[str], markdown: Path | None) -> None:
+    """Print the results and anything `antiphon run` complained of; keep them as markdown."""
+    print(text)
+    if said_wrong := complaints(said):
+        print("antiphon run said:\n" + "".join(said_wrong))
+    if markdown:
+        markdown.write_text(text, encoding="utf-8")
+
+
 def realtime(pid: int) -> bool:
     if not hasattr(os, "sched_getscheduler"):
         return False
@@ -499,11 +508,7 @@ def main() -> None:
         f"load average {load_before:.2f} before the start."
     )
     text = to_markdown(results, header)
-    print(text)
-    if said_wrong := complaints(said):
-        print("antiphon run said:\n" + "".join(said_wrong))
-    if args.markdown:
-        args.markdown.write_text(text, encoding="utf-8")
+    report(text, said, args.markdown)
 
 
 if __name__ == "__main__":
